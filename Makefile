@@ -1,0 +1,54 @@
+# Front door: `make demo` and `make test`. Both set up everything first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake
+CORPUS_DIR ?= build/default_corpus
+DEMO_DIR ?= demo_output
+
+.PHONY: setup apt venv corpus test lint format demo bench clean
+
+setup: apt venv
+
+# Debian packages: installed only when one is missing (idempotent, no apt-get update otherwise).
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (found %s)" % sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==24.2
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+corpus: setup
+	$(PY) -m compiler_opt.tools.make_default_corpus --output_dir=$(CORPUS_DIR)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(VENV)/bin/pytest tests
+
+demo: corpus
+	$(PY) -m compiler_opt.tools.evaluate_policy --data_path=$(CORPUS_DIR) --policy=heuristic --output=$(DEMO_DIR)/heuristic
+
+clean:
+	rm -rf build $(DEMO_DIR)
