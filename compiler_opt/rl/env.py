@@ -1,0 +1,272 @@
+"""One compile of one module under a policy, speaking clang's MLGO interactive protocol.
+
+`compile_module(module, policy)` starts clang on the module's command with the ML inliner in interactive mode,
+answers every inlining decision with `policy`, and scores the object (`llvm-size` text column). Each compile runs in
+its own temporary directory (FIFOs, object, stderr) and process group; both are removed whatever happens: a clang that
+crashes, exits early, or stops talking past the timeout is killed and reaped, and the result says why.
+
+The policy interface (see `compiler_opt.rl.policies`): `policy.extra_args` (compiler flags the policy needs),
+`policy.name`, and `policy.new_episode(header) -> decide`, where `decide(observation) -> int`. `new_episode` may raise
+`FeatureMismatchError` when the compiler does not send what the policy needs; that error stops the caller (it is
+systematic, not a per-module failure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from typing import Protocol
+
+import numpy as np
+
+from compiler_opt.rl import protocol
+from compiler_opt.rl.inlining import task as task_lib
+
+OK = "ok"
+FAILED = "failed"
+TIMEOUT = "timeout"
+
+_STDERR_TAIL = 2000
+# How often a wait for the compiler wakes to check whether it is still alive.
+_POLL_SLICE_S = 0.05
+
+
+class FeatureMismatchError(Exception):
+    """The policy needs features the compiler does not send (or of another type)."""
+
+
+class Module(Protocol):
+    name: str
+
+    def command(self, clang: str, obj_path: str, extra_args: tuple[str, ...] = ()) -> list[str]: ...
+
+
+class Policy(Protocol):
+    name: str
+    extra_args: tuple[str, ...]
+
+    def new_episode(self, header: protocol.Header): ...
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileResult:
+    """Outcome of one compile.
+
+    status: "ok", "failed" or "timeout". text_size / text_section_size: bytes (None unless ok).
+    actions: int8 [T], the decisions played. features: name -> array [T, *shape] in the compiler's dtypes.
+    seconds: wall time of the whole compile including scoring. error: reason (with clang's stderr tail) if not ok.
+    """
+
+    module: str
+    policy: str
+    status: str
+    text_size: int | None
+    text_section_size: int | None
+    actions: np.ndarray
+    features: dict[str, np.ndarray]
+    seconds: float
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    @property
+    def horizon(self) -> int:
+        return len(self.actions)
+
+
+class _CompileFailure(Exception):
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def compile_module(
+    module: Module,
+    policy: Policy,
+    *,
+    task: task_lib.InliningForSizeTask | None = None,
+    extra_args: tuple[str, ...] = (),
+    timeout_s: float = 600.0,
+    tmp_root: str | None = None,
+    keep_object: str | None = None,
+) -> CompileResult:
+    """Compiles `module` with every inlining decision taken by `policy`. Never raises for a failed compile.
+
+    keep_object: if set, the object file is copied there (for tests and evaluation tools).
+    Raises FeatureMismatchError (policy and compiler disagree on features) and task_lib.ToolError (clang missing).
+    """
+    task = task or task_lib.InliningForSizeTask()
+    start = time.monotonic()
+    deadline = start + timeout_s
+    tmpdir = tempfile.mkdtemp(prefix="bcmax-compile-", dir=tmp_root)
+    actions: list[int] = []
+    payloads: list[bytes] = []
+    header = None
+    proc = None
+    fds: list[int] = []
+    try:
+        base = os.path.join(tmpdir, "channel")
+        os.mkfifo(base + ".in")
+        os.mkfifo(base + ".out")
+        # Holding both ends of `.in` and a non-blocking reader on `.out` lets clang open both without waiting,
+        # in whatever order, and never blocks us if clang dies before opening them.
+        fds.append(in_fd := os.open(base + ".in", os.O_RDWR))
+        fds.append(out_fd := os.open(base + ".out", os.O_RDONLY | os.O_NONBLOCK))
+        obj_path = os.path.join(tmpdir, "module.o")
+        cmd = module.command(
+            task.clang,
+            obj_path,
+            extra_args=(*task.interactive_args(base), *policy.extra_args, *extra_args),
+        )
+        stderr_path = os.path.join(tmpdir, "stderr")
+        with open(stderr_path, "wb") as stderr_file:
+            try:
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr_file,
+                    start_new_session=True,
+                    cwd=tmpdir,
+                )
+            except FileNotFoundError:
+                task_lib.find_tool(task.clang)
+                raise
+        try:
+            header = _play(proc, in_fd, out_fd, policy, actions, payloads, deadline)
+            returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise _CompileFailure(TIMEOUT, f"compile exceeded the {timeout_s:g} s timeout") from None
+        except protocol.ProtocolError as e:
+            raise _CompileFailure(FAILED, f"protocol error: {e}") from None
+        if returncode != 0:
+            raise _CompileFailure(FAILED, f"clang exited with {_describe_returncode(returncode)}")
+        if header is None:
+            raise _CompileFailure(
+                FAILED,
+                "clang never sent the interactive-mode header (is it clang >= 22 built with MLGO support?)",
+            )
+        score = task.score(obj_path)
+        if keep_object:
+            shutil.copyfile(obj_path, keep_object)
+        return CompileResult(
+            module=module.name,
+            policy=policy.name,
+            status=OK,
+            text_size=score.text_size,
+            text_section_size=score.text_section_size,
+            actions=np.asarray(actions, dtype=np.int8),
+            features=_stack_features(header, payloads),
+            seconds=time.monotonic() - start,
+        )
+    except _CompileFailure as failure:
+        _kill(proc)
+        return CompileResult(
+            module=module.name,
+            policy=policy.name,
+            status=failure.status,
+            text_size=None,
+            text_section_size=None,
+            actions=np.asarray(actions, dtype=np.int8),
+            features={},
+            seconds=time.monotonic() - start,
+            error=f"{failure}\n{_tail(os.path.join(tmpdir, 'stderr'))}".strip(),
+        )
+    finally:
+        _kill(proc)
+        for fd in fds:
+            os.close(fd)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _play(proc, in_fd, out_fd, policy, actions, payloads, deadline) -> protocol.Header | None:
+    """Answers observations until clang closes its end. Returns the header (None if clang never sent one)."""
+    decoder = protocol.StreamDecoder()
+    decide = None
+    while True:
+        msg = decoder.next_message()
+        if msg is None:
+            data = _read_some(proc, out_fd, deadline)
+            if not data:
+                decoder.finish()
+                return decoder.header
+            decoder.feed(data)
+        elif isinstance(msg, protocol.Observation):
+            try:
+                action = int(decide(msg))
+            except FeatureMismatchError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a policy bug fails this compile with its message.
+                raise _CompileFailure(FAILED, f"policy {policy.name!r} failed at step {len(actions)}: {e!r}") from e
+            os.write(in_fd, msg.header.encode_advice(action))
+            actions.append(action)
+            payloads.append(msg.payload)
+        elif isinstance(msg, protocol.Header):
+            decide = policy.new_episode(msg)
+
+
+def _read_some(proc, fd, deadline) -> bytes:
+    """Next bytes from clang; b"" once clang has closed the stream or exited. Raises on timeout."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise subprocess.TimeoutExpired(proc.args, 0)
+        ready, _, _ = select.select([fd], [], [], min(remaining, _POLL_SLICE_S))
+        if ready:
+            try:
+                return os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+        if proc.poll() is not None:
+            try:
+                return os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return b""
+
+
+def _stack_features(header: protocol.Header, payloads: list[bytes]) -> dict[str, np.ndarray]:
+    n = header.observation_nbytes
+    blob = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(payloads), n)
+    result = {}
+    for offset, spec in header.offsets.values():
+        column = np.ascontiguousarray(blob[:, offset : offset + spec.nbytes])
+        result[spec.name] = column.view(spec.dtype).reshape((len(payloads), *spec.shape))
+    return result
+
+
+def _kill(proc) -> None:
+    if proc is None or proc.returncode is not None:
+        return
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _describe_returncode(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - _STDERR_TAIL))
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
