@@ -15,6 +15,7 @@ A policy has `name`, `extra_args` (compiler flags it needs) and `new_episode(hea
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import struct
 from collections.abc import Callable, Sequence
@@ -26,6 +27,9 @@ from compiler_opt.rl.env import FeatureMismatchError
 from compiler_opt.rl.inlining.task import DEFAULT_DECISION_FEATURE
 
 Decide = Callable[[protocol.Observation], int]
+
+# Saved policies loaded in this process, by path: a worker loads each model once, not once per module.
+_LOADED: dict = {}
 
 
 class PolicySpecError(ValueError):
@@ -46,6 +50,10 @@ class HeuristicPolicy:
     def extra_args(self) -> tuple[str, ...]:
         return () if self.threshold is None else ("-mllvm", f"-inline-threshold={self.threshold}")
 
+    @property
+    def cache_id(self) -> str:
+        return self.name
+
     def new_episode(self, header: protocol.Header) -> Decide:
         offset = _int64_offset(header, DEFAULT_DECISION_FEATURE, self.name)
         unpack = struct.Struct("<q").unpack_from
@@ -63,6 +71,10 @@ class ConstantPolicy:
         return "always" if self.decision else "never"
 
     extra_args: tuple[str, ...] = ()
+
+    @property
+    def cache_id(self) -> str:
+        return self.name
 
     def new_episode(self, header: protocol.Header) -> Decide:
         return lambda obs: self.decision
@@ -87,6 +99,11 @@ class ReplayPolicy:
     @property
     def extra_args(self) -> tuple[str, ...]:
         return self.then.extra_args
+
+    @property
+    def cache_id(self) -> str:
+        digest = hashlib.sha256(bytes(self.actions)).hexdigest()[:20]
+        return f"{self.then.cache_id}+replay:{len(self.actions)}:{digest}"
 
     def new_episode(self, header: protocol.Header) -> Decide:
         rest = self.then.new_episode(header)
@@ -114,6 +131,7 @@ class SavedModelPolicy:
             )
         self.path = os.path.abspath(path)
         self._model = None
+        self._digest = None
 
     @property
     def name(self) -> str:
@@ -121,12 +139,27 @@ class SavedModelPolicy:
 
     extra_args: tuple[str, ...] = ()
 
+    @property
+    def cache_id(self) -> str:
+        if self._digest is None:
+            h = hashlib.sha256()
+            for root, dirs, files in os.walk(self.path):
+                dirs.sort()
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    h.update(os.path.relpath(full, self.path).encode() + b"\0")
+                    with open(full, "rb") as f:
+                        h.update(hashlib.sha256(f.read()).digest())
+            self._digest = h.hexdigest()
+        return "saved:" + self._digest
+
     def __getstate__(self):
         return {"path": self.path}
 
     def __setstate__(self, state):
         self.path = state["path"]
         self._model = None
+        self._digest = None
 
     def __eq__(self, other):
         return isinstance(other, SavedModelPolicy) and other.path == self.path

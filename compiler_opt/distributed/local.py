@@ -1,0 +1,44 @@
+"""The default executor: a pool of local worker processes (spawned, so no TensorFlow state is forked)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+
+from compiler_opt.distributed.executor import Executor
+
+
+class LocalExecutor(Executor):
+    """num_workers: worker processes (default: the machine's cores). 1 runs jobs in this process (for debugging)."""
+
+    def __init__(self, num_workers: int | None = None):
+        self._num_workers = max(1, num_workers or os.cpu_count() or 1)
+        self._pool = None
+
+    @property
+    def num_workers(self) -> int:
+        return self._num_workers
+
+    def map_unordered(self, fn, jobs):
+        jobs = list(jobs)
+        if self._num_workers == 1:
+            for job in jobs:
+                yield job, fn(job)
+            return
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self._num_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        futures = {self._pool.submit(fn, job): job for job in jobs}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,100 @@
+"""On-disk cache of deterministic compiles: (module bitcode, command, compiler version, policy) -> CompileResult.
+
+A compile under a deterministic policy always gives the same trajectory and size, so collection reuses it across runs
+and BC-MAX iterations. Entries are `.npz` files (actions, one array per feature, JSON metadata) under
+`<dir>/<key[:2]>/<key>.npz`, written atomically. Only successful compiles are cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import os
+import subprocess
+
+import numpy as np
+
+from compiler_opt.rl import atomic_file, env
+
+_FORMAT_VERSION = "1"
+
+
+@functools.lru_cache(maxsize=8)
+def compiler_version(clang: str) -> str:
+    out = subprocess.run([clang, "--version"], capture_output=True, text=True, check=True).stdout
+    return out.splitlines()[0].strip() if out else clang
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_digest(path: str) -> str:
+    st = os.stat(path)
+    return _file_digest(path, st.st_mtime_ns, st.st_size)
+
+
+class CompileCache:
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def key(self, module, policy, task, extra_args: tuple[str, ...] = ()) -> str:
+        parts = [
+            _FORMAT_VERSION,
+            file_digest(module.bc_path),
+            "\0".join(module.command(task.clang, "OBJ", extra_args=tuple(extra_args))).replace(module.bc_path, "BC"),
+            compiler_version(task.clang),
+            policy.cache_id,
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.directory, key[:2], key + ".npz")
+
+    def get(self, key: str) -> env.CompileResult | None:
+        path = self._path(key)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                features = {name: data["f:" + name] for name in meta["feature_names"]}
+                actions = data["actions"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError):
+            os.unlink(path)  # A damaged entry is recomputed.
+            return None
+        return env.CompileResult(
+            module=meta["module"],
+            policy=meta["policy"],
+            status=env.OK,
+            text_size=meta["text_size"],
+            text_section_size=meta["text_section_size"],
+            actions=actions,
+            features=features,
+            seconds=meta["seconds"],
+        )
+
+    def put(self, key: str, result: env.CompileResult) -> None:
+        if not result.ok:
+            return
+        meta = {
+            "module": result.module,
+            "policy": result.policy,
+            "text_size": result.text_size,
+            "text_section_size": result.text_section_size,
+            "seconds": result.seconds,
+            "feature_names": list(result.features),
+        }
+        arrays = {"f:" + k: v for k, v in result.features.items()}
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), actions=result.actions, **arrays
+        )
+        atomic_file.write_bytes(self._path(key), buf.getvalue())

@@ -1,0 +1,284 @@
+"""BC-MAX trajectory collection: every baseline (and exploration) on every module, keep the smallest.
+
+For each module (BC-MAX, Marinov, Agarwal, Trofin, arXiv 2403.19462, Algorithm 1): compile it under every baseline
+policy, optionally explore around the best (or every) baseline trajectory, and keep the trajectory of smallest text
+size (ties: the earliest baseline, then explorations in order). Workers only compile; the driver commits each module
+atomically, so a killed run resumes where it stopped with no module lost or written twice.
+
+Output directory layout:
+  records/<module-key>.tfrecord   one SequenceExample (see trajectories.py) for each module with >= 1 decision
+  profiles/<module-key>.json      the module's ModuleProfile; its presence marks the module as done
+  profiles.jsonl                  all profiles, sorted by module (rewritten at the end of every run)
+  summary.json                    counts, oracle and -Oz totals, wall time
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+
+import gin
+from absl import logging
+
+from compiler_opt.rl import atomic_file, compile_cache, env
+from compiler_opt.rl.imitation_learning import exploration, profiles
+from compiler_opt.rl.inlining import task as task_lib
+
+RECORDS_DIR = "records"
+PROFILES_DIR = "profiles"
+PROFILES_FILE = "profiles.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleJob:
+    """Everything a worker needs to collect one module (picklable)."""
+
+    module: object
+    baselines: tuple
+    explorer: object | None
+    explore_from: str
+    max_exploration_steps: int
+    cache_dir: str | None
+    timeout_s: float
+    task: task_lib.InliningForSizeTask
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleOutcome:
+    """A worker's answer: outcomes of every compile, the winning trajectory (None if all failed)."""
+
+    module: str
+    outcomes: dict[str, profiles.PolicyOutcome]
+    best: env.CompileResult | None
+    best_name: str | None
+    error: str = ""
+
+
+def module_key(name: str) -> str:
+    """A file-name-safe, collision-free key for a module name."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[-80:]
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+
+
+def _outcome(result: env.CompileResult, cached: bool) -> profiles.PolicyOutcome:
+    return profiles.PolicyOutcome(
+        size=result.text_size,
+        text_section_size=result.text_section_size,
+        horizon=result.horizon,
+        seconds=round(result.seconds, 4),
+        status=result.status,
+        error=result.error[-2000:],
+        cached=cached,
+    )
+
+
+def collect_module(job: ModuleJob) -> ModuleOutcome:
+    """Runs in a worker. Never raises: anything unexpected becomes the module's error."""
+    try:
+        return _collect_module(job)
+    except env.FeatureMismatchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one module's failure must not end the run.
+        logging.exception("collecting %s failed", job.module.name)
+        return ModuleOutcome(module=job.module.name, outcomes={}, best=None, best_name=None, error=repr(e))
+
+
+def _collect_module(job: ModuleJob) -> ModuleOutcome:
+    cache = compile_cache.CompileCache(job.cache_dir) if job.cache_dir else None
+    results: dict[str, env.CompileResult] = {}
+    outcomes: dict[str, profiles.PolicyOutcome] = {}
+
+    def compile_fn(policy) -> env.CompileResult:
+        key = cache.key(job.module, policy, job.task) if cache else None
+        cached = cache.get(key) if cache else None
+        if cached is not None:
+            result = dataclasses.replace(cached, module=job.module.name, policy=policy.name)
+        else:
+            result = env.compile_module(job.module, policy, task=job.task, timeout_s=job.timeout_s)
+            if cache:
+                cache.put(key, result)
+        results[policy.name] = result
+        outcomes[policy.name] = _outcome(result, cached is not None)
+        return result
+
+    for baseline in job.baselines:
+        compile_fn(baseline)
+    if job.explorer is not None and job.max_exploration_steps > 0:
+        if job.explore_from == "all":
+            roots = [b for b in job.baselines if results[b.name].ok]
+        else:
+            best = profiles.select_best({b.name: outcomes[b.name] for b in job.baselines})
+            roots = [b for b in job.baselines if b.name == best]
+        for base in roots:
+            for name, result in exploration.explore(
+                base, results[base.name], job.explorer, compile_fn, max_exploration_steps=job.max_exploration_steps
+            ):
+                results[name] = result
+    best_name = profiles.select_best(outcomes)
+    best = results[best_name] if best_name else None
+    if best is not None:
+        best = dataclasses.replace(best, policy=best_name)
+    return ModuleOutcome(module=job.module.name, outcomes=outcomes, best=best, best_name=best_name)
+
+
+class TrajectoryWriter:
+    """The driver's committer. A module is done once its profile file exists (written after its record)."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self.records_dir = os.path.join(output_dir, RECORDS_DIR)
+        self.profiles_dir = os.path.join(output_dir, PROFILES_DIR)
+        os.makedirs(self.records_dir, exist_ok=True)
+        os.makedirs(self.profiles_dir, exist_ok=True)
+        for d in (self.records_dir, self.profiles_dir, output_dir):
+            removed = atomic_file.remove_stale_temporaries(d)
+            if removed:
+                logging.info("removed %d half-written files from an interrupted run in %s", removed, d)
+
+    def done(self) -> dict[str, profiles.ModuleProfile]:
+        result = {}
+        for name in os.listdir(self.profiles_dir):
+            if name.endswith(".json"):
+                with open(os.path.join(self.profiles_dir, name)) as f:
+                    profile = profiles.ModuleProfile.from_json(f.read())
+                result[profile.module] = profile
+        return result
+
+    def commit(self, outcome: ModuleOutcome) -> profiles.ModuleProfile:
+        from compiler_opt.rl.imitation_learning import trajectories  # TensorFlow only in the driver.
+
+        key = module_key(outcome.module)
+        oz = outcome.outcomes.get("heuristic")
+        oz_size = oz.size if oz is not None and oz.ok else None
+        best_size = outcome.outcomes[outcome.best_name].size if outcome.best_name else None
+        label = profiles.size_bucket(oz_size if oz_size is not None else best_size)
+        record = None
+        if outcome.best is not None and outcome.best.horizon > 0:
+            record = f"{RECORDS_DIR}/{key}.tfrecord"
+            example = trajectories.to_sequence_example(outcome.best, label)
+            atomic_file.write_with(os.path.join(self.output_dir, record), functools.partial(_write_tfrecord, example))
+        profile = profiles.ModuleProfile(
+            module=outcome.module,
+            results=outcome.outcomes,
+            best=outcome.best_name,
+            best_size=best_size,
+            oz_size=oz_size,
+            label=label,
+            record=record,
+        )
+        atomic_file.write_text(os.path.join(self.profiles_dir, key + ".json"), profile.to_json())
+        return profile
+
+
+def _write_tfrecord(example, path: str) -> None:
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(path) as w:
+        w.write(example.SerializeToString())
+
+
+@gin.configurable(module="generate_bc_trajectories", denylist=["modules", "baselines", "output_dir", "executor"])
+def collect(
+    modules: Sequence,
+    baselines: Sequence,
+    output_dir: str,
+    executor,
+    exploration_policy: str = "heuristic_margin",
+    explore_from: str = "best",
+    max_exploration_steps: int = 2,
+    cache_dir: str | None = None,
+    timeout_s: float = 600.0,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Collects every module not yet done in `output_dir`; returns the run summary (also written to summary.json).
+
+    exploration_policy: explorer spec (see exploration.py); explore_from: "best" (around the best baseline) or
+    "all" (around every baseline); max_exploration_steps: flips per explored trajectory; timeout_s: per compile.
+    """
+    if explore_from not in ("best", "all"):
+        raise ValueError(f"explore_from must be 'best' or 'all', got {explore_from!r}")
+    start = time.monotonic()
+    writer = TrajectoryWriter(output_dir)
+    done = writer.done()
+    if retry_failed:
+        done = {k: v for k, v in done.items() if v.best is not None}
+    names = [m.name for m in modules]
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate module names in the corpus")
+    todo = sorted((m for m in modules if m.name not in done), key=lambda m: -getattr(m, "size_bytes", 0))
+    logging.info("%d modules, %d already done, %d to collect", len(modules), len(modules) - len(todo), len(todo))
+    explorer = exploration.parse_explorer(exploration_policy)
+    task = task_lib.InliningForSizeTask()
+    jobs = [
+        ModuleJob(
+            module=m,
+            baselines=tuple(baselines),
+            explorer=explorer,
+            explore_from=explore_from,
+            max_exploration_steps=max_exploration_steps,
+            cache_dir=cache_dir,
+            timeout_s=timeout_s,
+            task=task,
+        )
+        for m in todo
+    ]
+    failed = []
+    compiles = 0
+    bar = None
+    if progress:
+        import tqdm
+
+        bar = tqdm.tqdm(total=len(jobs), unit="module", smoothing=0.1, dynamic_ncols=True)
+    try:
+        for _, outcome in executor.map_unordered(collect_module, jobs):
+            profile = writer.commit(outcome)
+            done[profile.module] = profile
+            compiles += sum(not o.cached for o in outcome.outcomes.values())
+            if profile.best is None:
+                reason = outcome.error or next((o.error for o in outcome.outcomes.values() if o.error), "")
+                failed.append(profile.module)
+                logging.warning("every compile of %s failed: %s", profile.module, reason.splitlines()[:3])
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    wanted = {m.name for m in modules}
+    selected = [p for name, p in done.items() if name in wanted]
+    profiles.write_jsonl(os.path.join(output_dir, PROFILES_FILE), selected)
+    summary = summarize(selected)
+    summary.update(
+        collected_now=len(jobs),
+        compiles_now=compiles,
+        failed_modules=sorted(p.module for p in selected if p.best is None),
+        wall_seconds=round(time.monotonic() - start, 3),
+    )
+    atomic_file.write_text(os.path.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2, sort_keys=True))
+    return summary
+
+
+def summarize(selected: Sequence[profiles.ModuleProfile]) -> dict:
+    """Totals over modules where both -Oz and the best are known: the "oracle" is the per-module best."""
+    both = [p for p in selected if p.oz_size is not None and p.best_size is not None]
+    oz_total = sum(p.oz_size for p in both)
+    best_total = sum(p.best_size for p in both)
+    wins: dict[str, int] = {}
+    for p in selected:
+        if p.best is not None:
+            wins[p.best] = wins.get(p.best, 0) + 1
+    return {
+        "modules": len(selected),
+        "records": sum(p.record is not None for p in selected),
+        "oz_total": oz_total,
+        "oracle_total": best_total,
+        "oracle_ratio": round(best_total / oz_total, 6) if oz_total else None,
+        "wins": dict(sorted(wins.items())),
+    }
