@@ -169,22 +169,82 @@ def compile_module(
         )
     except _CompileFailure as failure:
         _kill(proc)
-        return CompileResult(
-            module=module.name,
-            policy=policy.name,
-            status=failure.status,
-            text_size=None,
-            text_section_size=None,
-            actions=np.asarray(actions, dtype=np.int8),
-            features={},
-            seconds=time.monotonic() - start,
-            error=f"{failure}\n{_tail(os.path.join(tmpdir, 'stderr'))}".strip(),
-        )
+        return _failed(module, policy.name, failure.status, str(failure), start, tmpdir, actions)
     finally:
         _kill(proc)
         for fd in fds:
             os.close(fd)
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def compile_plain(
+    module: Module,
+    *,
+    task: task_lib.InliningForSizeTask | None = None,
+    extra_args: tuple[str, ...] = (),
+    timeout_s: float = 600.0,
+    tmp_root: str | None = None,
+    keep_object: str | None = None,
+) -> CompileResult:
+    """Compiles `module` with its own command and no host (stock clang: the -Oz reference). Never raises for a failed
+    compile. `actions` and `features` are empty: the compiler decides alone."""
+    task = task or task_lib.InliningForSizeTask()
+    start = time.monotonic()
+    tmpdir = tempfile.mkdtemp(prefix="bcmax-compile-", dir=tmp_root)
+    proc = None
+    try:
+        obj_path = os.path.join(tmpdir, "module.o")
+        stderr_path = os.path.join(tmpdir, "stderr")
+        with open(stderr_path, "wb") as stderr_file:
+            try:
+                proc = subprocess.Popen(
+                    module.command(task.clang, obj_path, extra_args=tuple(extra_args)),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr_file,
+                    start_new_session=True,
+                    cwd=tmpdir,
+                )
+            except FileNotFoundError:
+                task_lib.find_tool(task.clang)
+                raise
+        try:
+            returncode = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return _failed(module, "stock", TIMEOUT, f"compile exceeded the {timeout_s:g} s timeout", start, tmpdir)
+        if returncode != 0:
+            reason = f"clang exited with {_describe_returncode(returncode)}"
+            return _failed(module, "stock", FAILED, reason, start, tmpdir)
+        score = task.score(obj_path)
+        if keep_object:
+            shutil.copyfile(obj_path, keep_object)
+        return CompileResult(
+            module=module.name,
+            policy="stock",
+            status=OK,
+            text_size=score.text_size,
+            text_section_size=score.text_section_size,
+            actions=np.zeros(0, dtype=np.int8),
+            features={},
+            seconds=time.monotonic() - start,
+        )
+    finally:
+        _kill(proc)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _failed(module, policy_name, status, reason, start, tmpdir, actions=()) -> CompileResult:
+    return CompileResult(
+        module=module.name,
+        policy=policy_name,
+        status=status,
+        text_size=None,
+        text_section_size=None,
+        actions=np.asarray(actions, dtype=np.int8),
+        features={},
+        seconds=time.monotonic() - start,
+        error=f"{reason}\n{_tail(os.path.join(tmpdir, 'stderr'))}".strip(),
+    )
 
 
 def _play(proc, in_fd, out_fd, policy, actions, payloads, deadline) -> protocol.Header | None:

@@ -17,7 +17,7 @@ from absl import app, flags, logging
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import local
-from compiler_opt.rl import corpus, policies
+from compiler_opt.rl import module_selection, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus directory.", required=True)
@@ -27,7 +27,7 @@ _BASELINES = flags.DEFINE_multi_string(
     ["heuristic", "heuristic:threshold=50", "heuristic:threshold=500"],
     "Baseline policy specs (heuristic, heuristic:threshold=N, saved:PATH, always, never).",
 )
-_SPLIT = flags.DEFINE_enum("split", "all", ["all", "train", "held_out"], "Which modules of the corpus to collect.")
+_SPLIT = flags.DEFINE_enum("split", "all", module_selection.SPLITS, "Which modules of the corpus to collect.")
 _HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Collect at most this many modules (a fixed sample).")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", None, "Worker processes (default: the number of cores).")
@@ -36,20 +36,10 @@ _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. 'collect.timeout_s=60'.")
 
 
-def select_modules(data_path: str, split: str, held_out_fraction: float, max_modules: int | None):
-    modules = corpus.Corpus.load(data_path)
-    if split != "all":
-        train, held_out = modules.split(held_out_fraction)
-        modules = train if split == "train" else held_out
-    if max_modules is not None:
-        modules = modules.sample(max_modules)
-    return list(modules)
-
-
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
-    modules = select_modules(_DATA_PATH.value, _SPLIT.value, _HELD_OUT_FRACTION.value, _MAX_MODULES.value)
+    modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _HELD_OUT_FRACTION.value, _MAX_MODULES.value)
     baselines = policies.parse_all(_BASELINES.value)
     with local.LocalExecutor(_NUM_WORKERS.value) as executor:
         summary = generate_bc_trajectories_lib.collect(

@@ -1,0 +1,20 @@
+"""Which modules of a corpus a binary works on: all, or one side of the deterministic train/held-out split."""
+
+from __future__ import annotations
+
+from compiler_opt.rl import corpus
+
+SPLITS = ("all", "train", "held_out")
+
+
+def select(data_path: str, split: str = "all", held_out_fraction: float = 0.2, max_modules: int | None = None) -> list:
+    """Modules of the corpus at `data_path`; `max_modules` keeps a fixed sample of that many."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    modules = corpus.Corpus.load(data_path)
+    if split != "all":
+        train, held_out = modules.split(held_out_fraction)
+        modules = train if split == "train" else held_out
+    if max_modules is not None:
+        modules = modules.sample(max_modules)
+    return list(modules)

@@ -1,0 +1,51 @@
+r"""Evaluates an inlining policy against stock clang-22 -Oz on any MLGO-format corpus.
+
+Usage:
+  python -m compiler_opt.tools.evaluate_policy --data_path=build/default_corpus \
+    --policy=saved:/tmp/bcmax/iteration_1/saved_policy --output=/tmp/eval/iter1 --split=held_out
+
+Input: an MLGO corpus; a policy spec (heuristic, heuristic:threshold=N, saved:PATH, always, never).
+Output: OUTPUT.csv (module, oz_size, policy_size, delta, ratio, status; sizes in bytes of llvm-size text) and
+OUTPUT.summary.json (total size ratio policy/-Oz, geometric mean of per-module ratios, smaller/equal/larger counts,
+failures). The summary is also printed.
+"""
+
+import dataclasses
+import json
+
+from absl import app, flags
+
+from compiler_opt import gin_setup
+from compiler_opt.distributed import local
+from compiler_opt.rl import module_selection, policies
+from compiler_opt.tools import evaluate_policy_lib
+
+_DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus directory.", required=True)
+_POLICY = flags.DEFINE_string("policy", None, "Policy spec to evaluate.", required=True)
+_OUTPUT = flags.DEFINE_string("output", None, "Output prefix: OUTPUT.csv and OUTPUT.summary.json.", required=True)
+_SPLIT = flags.DEFINE_enum("split", "all", module_selection.SPLITS, "Which modules of the corpus to evaluate.")
+_HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
+_MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Evaluate at most this many modules (a fixed sample).")
+_NUM_WORKERS = flags.DEFINE_integer("num_workers", None, "Worker processes (default: the number of cores).")
+_CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Compile cache directory (reused across runs).")
+_GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
+_GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
+
+
+def main(argv):
+    del argv
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
+    modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _HELD_OUT_FRACTION.value, _MAX_MODULES.value)
+    policy = policies.parse(_POLICY.value)
+    with local.LocalExecutor(_NUM_WORKERS.value) as executor:
+        evaluations, summary = evaluate_policy_lib.evaluate(modules, policy, executor, cache_dir=_CACHE_DIR.value)
+    evaluate_policy_lib.write(_OUTPUT.value, evaluations, summary)
+    print(json.dumps(dataclasses.asdict(summary), indent=2))
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,161 @@
+"""Evaluates an inlining policy against stock -Oz on a corpus.
+
+For every module: the stock compile with the module's own command (the -Oz reference, no ML flags) and the compile
+under the policy. Outputs, for an output prefix P:
+  P.csv           module, oz_size, policy_size, delta (policy - oz, bytes), ratio (policy / oz), status
+  P.summary.json  EvaluationSummary: total size ratio policy/-Oz, geometric mean of per-module ratios,
+                  modules smaller/equal/larger, failures (modules where either compile failed are left out of totals)
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from collections.abc import Sequence
+
+import gin
+
+from compiler_opt.rl import atomic_file, compile_cache, env
+from compiler_opt.rl.inlining import task as task_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalJob:
+    module: object
+    policy: object
+    task: task_lib.InliningForSizeTask
+    timeout_s: float
+    cache_dir: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleEvaluation:
+    """One module's sizes in bytes (None when that compile failed)."""
+
+    module: str
+    oz_size: int | None
+    policy_size: int | None
+    horizon: int
+    status: str
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.oz_size is not None and self.policy_size is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSummary:
+    policy: str
+    modules: int
+    evaluated: int
+    failures: int
+    oz_total: int
+    policy_total: int
+    total_ratio: float | None
+    geomean_ratio: float | None
+    smaller: int
+    equal: int
+    larger: int
+    failed_modules: tuple[str, ...]
+
+
+def evaluate_module(job: EvalJob) -> ModuleEvaluation:
+    """Runs in a worker; never raises for a failed compile."""
+    try:
+        stock = env.compile_plain(job.module, task=job.task, timeout_s=job.timeout_s)
+        result = _compile_cached(job)
+    except env.FeatureMismatchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one module's failure must not end the run.
+        return ModuleEvaluation(job.module.name, None, None, 0, env.FAILED, repr(e))
+    errors = [r.error for r in (stock, result) if not r.ok]
+    status = env.OK if not errors else (result.status if not result.ok else stock.status)
+    return ModuleEvaluation(
+        module=job.module.name,
+        oz_size=stock.text_size,
+        policy_size=result.text_size,
+        horizon=result.horizon,
+        status=status,
+        error="\n".join(errors)[-2000:],
+    )
+
+
+def _compile_cached(job: EvalJob) -> env.CompileResult:
+    cache = compile_cache.CompileCache(job.cache_dir) if job.cache_dir else None
+    key = cache.key(job.module, job.policy, job.task) if cache else None
+    if cache and (hit := cache.get(key)) is not None:
+        return hit
+    result = env.compile_module(job.module, job.policy, task=job.task, timeout_s=job.timeout_s)
+    if cache:
+        cache.put(key, result)
+    return result
+
+
+def summarize(policy_name: str, evaluations: Sequence[ModuleEvaluation]) -> EvaluationSummary:
+    ok = [e for e in evaluations if e.ok]
+    oz_total = sum(e.oz_size for e in ok)
+    policy_total = sum(e.policy_size for e in ok)
+    ratios = [e.policy_size / e.oz_size for e in ok if e.oz_size > 0]
+    return EvaluationSummary(
+        policy=policy_name,
+        modules=len(evaluations),
+        evaluated=len(ok),
+        failures=len(evaluations) - len(ok),
+        oz_total=oz_total,
+        policy_total=policy_total,
+        total_ratio=policy_total / oz_total if oz_total else None,
+        geomean_ratio=math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None,
+        smaller=sum(e.policy_size < e.oz_size for e in ok),
+        equal=sum(e.policy_size == e.oz_size for e in ok),
+        larger=sum(e.policy_size > e.oz_size for e in ok),
+        failed_modules=tuple(sorted(e.module for e in evaluations if not e.ok)),
+    )
+
+
+@gin.configurable(module="evaluate_policy", denylist=["modules", "policy", "executor"])
+def evaluate(
+    modules: Sequence,
+    policy,
+    executor,
+    timeout_s: float = 600.0,
+    cache_dir: str | None = None,
+    progress: bool = True,
+) -> tuple[list[ModuleEvaluation], EvaluationSummary]:
+    """Evaluates `policy` on `modules` (largest first, in parallel); results sorted by module name."""
+    task = task_lib.InliningForSizeTask()
+    jobs = [
+        EvalJob(module=m, policy=policy, task=task, timeout_s=timeout_s, cache_dir=cache_dir)
+        for m in sorted(modules, key=lambda m: -getattr(m, "size_bytes", 0))
+    ]
+    bar = None
+    if progress:
+        import tqdm
+
+        bar = tqdm.tqdm(total=len(jobs), unit="module", smoothing=0.1, dynamic_ncols=True)
+    evaluations = []
+    try:
+        for _, evaluation in executor.map_unordered(evaluate_module, jobs):
+            evaluations.append(evaluation)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    evaluations.sort(key=lambda e: e.module)
+    return evaluations, summarize(policy.name, evaluations)
+
+
+def write(prefix: str, evaluations: Sequence[ModuleEvaluation], summary: EvaluationSummary) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["module", "oz_size", "policy_size", "delta", "ratio", "status"])
+    for e in evaluations:
+        delta = e.policy_size - e.oz_size if e.ok else ""
+        ratio = f"{e.policy_size / e.oz_size:.6f}" if e.ok and e.oz_size else ""
+        writer.writerow([e.module, e.oz_size, e.policy_size, delta, ratio, e.status])
+    atomic_file.write_text(prefix + ".csv", buf.getvalue())
+    atomic_file.write_text(prefix + ".summary.json", json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
