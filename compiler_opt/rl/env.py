@@ -60,7 +60,8 @@ class CompileResult:
 
     status: "ok", "failed" or "timeout". text_size / text_section_size: bytes (None unless ok).
     actions: int8 [T], the decisions played. features: name -> array [T, *shape] in the compiler's dtypes.
-    seconds: wall time of the whole compile including scoring. error: reason (with clang's stderr tail) if not ok.
+    seconds: wall time of the whole compile including scoring; compile_seconds: until clang exited (None if it failed).
+    error: reason (with clang's stderr tail) if not ok.
     """
 
     module: str
@@ -72,6 +73,7 @@ class CompileResult:
     features: dict[str, np.ndarray]
     seconds: float
     error: str = ""
+    compile_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -143,6 +145,7 @@ def compile_module(
         try:
             header = _play(proc, in_fd, out_fd, policy, actions, payloads, deadline)
             returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            compile_seconds = time.monotonic() - start
         except subprocess.TimeoutExpired:
             raise _CompileFailure(TIMEOUT, f"compile exceeded the {timeout_s:g} s timeout") from None
         except protocol.ProtocolError as e:
@@ -166,6 +169,7 @@ def compile_module(
             actions=np.asarray(actions, dtype=np.int8),
             features=_stack_features(header, payloads),
             seconds=time.monotonic() - start,
+            compile_seconds=compile_seconds,
         )
     except _CompileFailure as failure:
         _kill(proc)
@@ -210,6 +214,7 @@ def compile_plain(
                 raise
         try:
             returncode = proc.wait(timeout=timeout_s)
+            compile_seconds = time.monotonic() - start
         except subprocess.TimeoutExpired:
             return _failed(module, "stock", TIMEOUT, f"compile exceeded the {timeout_s:g} s timeout", start, tmpdir)
         if returncode != 0:
@@ -227,6 +232,7 @@ def compile_plain(
             actions=np.zeros(0, dtype=np.int8),
             features={},
             seconds=time.monotonic() - start,
+            compile_seconds=compile_seconds,
         )
     finally:
         _kill(proc)
