@@ -66,8 +66,8 @@ class EvaluationSummary:
 def evaluate_module(job: EvalJob) -> ModuleEvaluation:
     """Runs in a worker; never raises for a failed compile."""
     try:
-        stock = env.compile_plain(job.module, task=job.task, timeout_s=job.timeout_s)
-        result = _compile_cached(job)
+        stock = _compile_cached(job, _STOCK)
+        result = _compile_cached(job, job.policy)
     except env.FeatureMismatchError:
         raise
     except Exception as e:  # noqa: BLE001 - one module's failure must not end the run.
@@ -84,12 +84,27 @@ def evaluate_module(job: EvalJob) -> ModuleEvaluation:
     )
 
 
-def _compile_cached(job: EvalJob) -> env.CompileResult:
+@dataclasses.dataclass(frozen=True)
+class _StockCompile:
+    """Stands for the stock compile (no host, no ML flags) in the compile cache."""
+
+    name: str = "stock"
+    cache_id: str = "stock"
+    extra_args: tuple[str, ...] = ()
+
+
+_STOCK = _StockCompile()
+
+
+def _compile_cached(job: EvalJob, policy) -> env.CompileResult:
     cache = compile_cache.CompileCache(job.cache_dir) if job.cache_dir else None
-    key = cache.key(job.module, job.policy, job.task) if cache else None
+    key = cache.key(job.module, policy, job.task) if cache else None
     if cache and (hit := cache.get(key)) is not None:
         return hit
-    result = env.compile_module(job.module, job.policy, task=job.task, timeout_s=job.timeout_s)
+    if policy is _STOCK:
+        result = env.compile_plain(job.module, task=job.task, timeout_s=job.timeout_s)
+    else:
+        result = env.compile_module(job.module, policy, task=job.task, timeout_s=job.timeout_s)
     if cache:
         cache.put(key, result)
     return result
