@@ -36,7 +36,8 @@ from absl import logging
 
 from compiler_opt.rl import atomic_file, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
-from compiler_opt.tools import evaluate_policy_lib
+from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib
+from compiler_opt.tools import evaluate_policy_lib, generate_vocab_lib
 
 ITERATION_FILE = "iteration.json"
 
@@ -93,9 +94,6 @@ def run(
     trajectory. first_exploration_policy: explorer before any policy is learned. patience: iterations without a
     held-out improvement before stopping. regenerate_vocab: recompute the buckets every iteration.
     """
-    from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib  # TensorFlow is needed from here on.
-    from compiler_opt.tools import generate_vocab_lib
-
     os.makedirs(root_dir, exist_ok=True)
     cache_dir = os.path.join(root_dir, "compile_cache")
     results: list[IterationResult] = []
@@ -136,7 +134,7 @@ def run(
             records = os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")
             vocab_dir = os.path.join(root_dir, "vocab") if not regenerate_vocab else os.path.join(it_dir, "vocab")
             if not os.path.exists(os.path.join(vocab_dir, ".complete")):
-                _build_vocab(generate_vocab_lib, records, vocab_dir)
+                _build_vocab(records, vocab_dir)
             training = weighted_bc_trainer_lib.train(
                 [records],
                 vocab_dir,
@@ -186,7 +184,7 @@ def _should_stop(results: Sequence[IterationResult], patience: int) -> bool:
     return min(ratios[-patience:]) >= best_before
 
 
-def _build_vocab(generate_vocab_lib, records: str, vocab_dir: str) -> None:
+def _build_vocab(records: str, vocab_dir: str) -> None:
     tmp = vocab_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     generate_vocab_lib.generate_vocab([records], tmp)
