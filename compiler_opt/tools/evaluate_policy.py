@@ -16,7 +16,7 @@ import json
 from absl import app, flags
 
 from compiler_opt import gin_setup
-from compiler_opt.distributed import local
+from compiler_opt.distributed import executors
 from compiler_opt.rl import module_selection, policies
 from compiler_opt.tools import evaluate_policy_lib
 
@@ -26,7 +26,7 @@ _OUTPUT = flags.DEFINE_string("output", None, "Output prefix: OUTPUT.csv and OUT
 _SPLIT = flags.DEFINE_enum("split", "all", module_selection.SPLITS, "Which modules of the corpus to evaluate.")
 _HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Evaluate at most this many modules (a fixed sample).")
-_NUM_WORKERS = flags.DEFINE_integer("num_workers", None, "Worker processes (default: the number of cores).")
+_EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Compile cache directory (reused across runs).")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
@@ -37,7 +37,7 @@ def main(argv):
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _HELD_OUT_FRACTION.value, _MAX_MODULES.value)
     policy = policies.parse(_POLICY.value)
-    with local.LocalExecutor(_NUM_WORKERS.value) as executor:
+    with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         evaluations, summary = evaluate_policy_lib.evaluate(modules, policy, executor, cache_dir=_CACHE_DIR.value)
     evaluate_policy_lib.write(_OUTPUT.value, evaluations, summary)
     print(json.dumps(dataclasses.asdict(summary), indent=2))

@@ -16,7 +16,7 @@ import os
 from absl import app, flags, logging
 
 from compiler_opt import gin_setup
-from compiler_opt.distributed import local
+from compiler_opt.distributed import executors
 from compiler_opt.rl import module_selection
 from compiler_opt.rl.imitation_learning import bc_max_lib, report
 
@@ -29,7 +29,7 @@ _ITERATIONS = flags.DEFINE_integer("iterations", None, "BC-MAX iterations (defau
 _MAX_EXPLORATION_STEPS = flags.DEFINE_integer("max_exploration_steps", None, "Flips per explored trajectory.")
 _HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules of the corpus.")
-_NUM_WORKERS = flags.DEFINE_integer("num_workers", None, "Worker processes (default: the number of cores).")
+_EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 
@@ -51,7 +51,7 @@ def main(argv):
         )
         if v is not None
     }
-    with local.LocalExecutor(_NUM_WORKERS.value) as executor:
+    with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         results = bc_max_lib.run(train, held_out, _ROOT_DIR.value, executor, **overrides)
     path = report.write(_ROOT_DIR.value, results)
     print()

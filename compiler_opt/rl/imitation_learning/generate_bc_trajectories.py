@@ -16,7 +16,7 @@ import json
 from absl import app, flags, logging
 
 from compiler_opt import gin_setup
-from compiler_opt.distributed import local
+from compiler_opt.distributed import executors
 from compiler_opt.rl import module_selection, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib
 
@@ -30,7 +30,7 @@ _BASELINES = flags.DEFINE_multi_string(
 _SPLIT = flags.DEFINE_enum("split", "all", module_selection.SPLITS, "Which modules of the corpus to collect.")
 _HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Collect at most this many modules (a fixed sample).")
-_NUM_WORKERS = flags.DEFINE_integer("num_workers", None, "Worker processes (default: the number of cores).")
+_EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Compile cache directory (reused across runs).")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g. 'collect.timeout_s=60'.")
@@ -41,7 +41,7 @@ def main(argv):
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _HELD_OUT_FRACTION.value, _MAX_MODULES.value)
     baselines = policies.parse_all(_BASELINES.value)
-    with local.LocalExecutor(_NUM_WORKERS.value) as executor:
+    with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         summary = generate_bc_trajectories_lib.collect(
             modules, baselines, _OUTPUT_DIR.value, executor, cache_dir=_CACHE_DIR.value
         )
