@@ -1,0 +1,94 @@
+r"""Throughput of BC-MAX trajectory collection on the default corpus, against the physical floor.
+
+Usage:
+  .venv/bin/python bench/collection.py [--data_path=CORPUS] [--max_modules=N] [--num_workers=2]
+      [--executor=local|ray] [--ray_address=auto]
+
+Collects with 4 baselines (-Oz heuristic and thresholds 25, 100, 225) and 2 explorations around each module's best
+trajectory, no compile cache. Then compiles every module once with stock clang-22 on the same executor and counts
+the floor: the sum of stock compile seconds of the same compiles (per module: its stock time x its compiles),
+divided by the workers. Prints JSON: modules/s, compiles/s, wall time, floor, ratio wall/floor, and the oracle
+(total size of the per-module best vs the -Oz total).
+"""
+
+import json
+import os
+import tempfile
+import time
+
+from absl import app, flags
+
+from compiler_opt.distributed import executors
+from compiler_opt.rl import env, module_selection, policies
+from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib, profiles
+
+_DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
+_MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules.")
+_EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
+
+BASELINES = ("heuristic", "heuristic:threshold=25", "heuristic:threshold=100", "heuristic:threshold=225")
+EXPLORATIONS = 2
+
+
+def stock_compile(module):
+    return module.name, env.compile_plain(module)
+
+
+def main(argv):
+    del argv
+    data_path = _DATA_PATH.value
+    if data_path is None:
+        from compiler_opt.tools import make_default_corpus_lib
+
+        data_path = make_default_corpus_lib.default_corpus_dir()
+    modules = module_selection.select(data_path, max_modules=_MAX_MODULES.value)
+    num_workers = _NUM_WORKERS.value or os.cpu_count()
+    with (
+        executors.make(_EXECUTOR.value, num_workers, _RAY_ADDRESS.value) as executor,
+        tempfile.TemporaryDirectory() as out,
+    ):
+        start = time.monotonic()
+        summary = generate_bc_trajectories_lib.collect(
+            modules,
+            policies.parse_all(BASELINES),
+            out,
+            executor,
+            max_exploration_steps=EXPLORATIONS,
+            progress=False,
+        )
+        wall = time.monotonic() - start
+        module_profiles = profiles.read_jsonl(os.path.join(out, generate_bc_trajectories_lib.PROFILES_FILE))
+        by_name = {m.name: m for m in modules}
+        stock = dict(r for _, r in executor.map_unordered(stock_compile, [by_name[p.module] for p in module_profiles]))
+    compiles = {p.module: len(p.results) for p in module_profiles}
+    floor_sum = sum(stock[name].compile_seconds * n for name, n in compiles.items() if stock[name].ok)
+    total_compiles = sum(compiles.values())
+    print(
+        json.dumps(
+            {
+                "benchmark": "collection",
+                "executor": _EXECUTOR.value,
+                "workers": executor.num_workers,
+                "modules": len(modules),
+                "baselines": list(BASELINES),
+                "max_exploration_steps": EXPLORATIONS,
+                "compiles": total_compiles,
+                "wall_seconds": round(wall, 2),
+                "modules_per_second": round(len(modules) / wall, 3),
+                "compiles_per_second": round(total_compiles / wall, 3),
+                "stock_compile_seconds_same_compiles": round(floor_sum, 2),
+                "floor_wall_seconds": round(floor_sum / executor.num_workers, 2),
+                "ratio_to_floor": round(wall / (floor_sum / executor.num_workers), 3),
+                "oz_total": summary["oz_total"],
+                "oracle_total": summary["oracle_total"],
+                "oracle_ratio": summary["oracle_ratio"],
+                "wins": summary["wins"],
+                "failed_modules": summary["failed_modules"],
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
