@@ -1,0 +1,64 @@
+"""Specification of policy evaluation against stock -Oz on real modules."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from compiler_opt.distributed import local
+from compiler_opt.rl import corpus, policies
+from compiler_opt.tools import evaluate_policy_lib
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def modules(default_corpus):
+    """A fixed sample of real modules, C and C++."""
+    return list(corpus.Corpus.load(default_corpus).sample(12, seed=1))
+
+
+def test_the_heuristic_evaluates_to_exactly_stock_oz(modules):
+    with local.LocalExecutor(2) as executor:
+        evaluations, summary = evaluate_policy_lib.evaluate(
+            modules, policies.parse("heuristic"), executor, progress=False
+        )
+    assert summary.failures == 0 and summary.evaluated == len(modules)
+    assert summary.total_ratio == 1.0 and summary.geomean_ratio == 1.0
+    assert summary.equal == len(modules) and summary.smaller == summary.larger == 0
+    assert all(e.policy_size == e.oz_size for e in evaluations)
+
+
+def test_never_inlining_is_larger_than_oz_in_total(modules):
+    with local.LocalExecutor(2) as executor:
+        _, summary = evaluate_policy_lib.evaluate(modules, policies.parse("never"), executor, progress=False)
+    assert summary.total_ratio > 1.0
+
+
+def test_cli_writes_the_csv_and_summary(default_corpus, tmp_path):
+    prefix = str(tmp_path / "eval")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compiler_opt.tools.evaluate_policy",
+            f"--data_path={default_corpus}",
+            "--policy=heuristic:threshold=100",
+            f"--output={prefix}",
+            "--max_modules=3",
+            "--num_workers=2",
+            "--gin_bindings=evaluate_policy.evaluate.progress=False",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with open(prefix + ".csv") as f:
+        rows = list(csv.DictReader(f))
+    with open(prefix + ".summary.json") as f:
+        summary = json.load(f)
+    assert len(rows) == 3 and summary["modules"] == 3
+    assert summary["policy"] == "heuristic:threshold=100"
+    assert sum(int(r["oz_size"]) for r in rows) == summary["oz_total"]
+    assert all(int(r["delta"]) == int(r["policy_size"]) - int(r["oz_size"]) for r in rows)
