@@ -20,7 +20,8 @@ def modules(default_corpus):
     return list(corpus.Corpus.load(default_corpus).sample(12, seed=1))
 
 
-def test_the_heuristic_evaluates_to_exactly_stock_oz(modules):
+def test_the_heuristic_reproduces_stock_oz_on_every_module_of_the_default_corpus(default_corpus):
+    modules = list(corpus.Corpus.load(default_corpus))
     with local.LocalExecutor(2) as executor:
         evaluations, summary = evaluate_policy_lib.evaluate(
             modules, policies.parse("heuristic"), executor, progress=False
