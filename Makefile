@@ -47,8 +47,10 @@ format: setup
 test: lint
 	$(VENV)/bin/pytest tests
 
+# BC-MAX on the default corpus with modest settings; rerunning resumes (and reprints the table).
 demo: corpus
-	$(PY) -m compiler_opt.tools.evaluate_policy --data_path=$(CORPUS_DIR) --policy=heuristic --output=$(DEMO_DIR)/heuristic
+	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(CORPUS_DIR) --root_dir=$(DEMO_DIR) \
+	  --gin_files=gin_configs/bc_max.gin
 
 clean:
 	rm -rf build $(DEMO_DIR)
