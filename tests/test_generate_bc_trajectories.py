@@ -144,6 +144,23 @@ def resume_corpus(small_modules, tmp_path_factory):
     return str(root)
 
 
+def _compilers_reading(path, within_s):
+    """Pids of processes whose command line mentions `path`, after waiting up to `within_s` for them to go."""
+    deadline = time.monotonic() + within_s
+    while True:
+        pids = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if path.encode() in f.read():
+                        pids.append(int(pid))
+            except OSError:
+                continue
+        if not pids or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.1)
+
+
 def test_killed_collection_resumes_to_the_records_of_an_uninterrupted_run(resume_corpus, tmp_path):
     reference = str(tmp_path / "reference")
     subprocess.run(_cli(resume_corpus, reference), check=True, capture_output=True)
@@ -160,6 +177,7 @@ def test_killed_collection_resumes_to_the_records_of_an_uninterrupted_run(resume
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert _compilers_reading(resume_corpus, within_s=5.0) == [], "a compiler outlived the killed collector"
     done_before = len([n for n in os.listdir(profiles_dir) if n.endswith(".json")])
     assert done_before < len(os.listdir(reference + "/profiles")), "the run finished before it could be killed"
 

@@ -340,7 +340,13 @@ def _read_description(path: str) -> dict:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise CorpusError(f"{path} lists modules more than once: {', '.join(duplicates)}; keep one entry each")
-    if description.get("has_thinlto", False):
+    has_thinlto = description.get("has_thinlto", False)
+    if not isinstance(has_thinlto, bool):
+        raise CorpusError(
+            f'{path}: "has_thinlto" is {has_thinlto!r}, neither true nor false; set it to false for a corpus '
+            f"built without -flto=thin, or {_CORPUS_FIX}"
+        )
+    if has_thinlto:
         raise CorpusError(
             f"{path} describes a ThinLTO corpus, which is not supported: rebuild without "
             "-flto=thin (embed bitcode with -Xclang -fembed-bitcode=all) and extract again"

@@ -13,6 +13,7 @@ systematic, not a per-module failure).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 import select
@@ -35,6 +36,38 @@ TIMEOUT = "timeout"
 _STDERR_TAIL = 2000
 # How often a wait for the compiler wakes to check whether it is still alive.
 _POLL_SLICE_S = 0.05
+
+
+_PR_SET_PDEATHSIG = 1
+_TMP_PREFIX = "bcmax-compile-"
+
+
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent() -> None:
+    """Runs in the forked child before exec: the compiler is killed if the process driving it dies (e.g. a worker
+    killed with SIGKILL), so no compiler outlives its host."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _make_tmpdir(tmp_root: str | None) -> str:
+    """A private directory named after this process, so that `remove_stale_tmpdirs` can tell when it is orphaned."""
+    return tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=tmp_root)
+
+
+def remove_stale_tmpdirs(tmp_root: str | None = None) -> int:
+    """Removes compile directories left by processes that were killed (their pid no longer exists). Returns count."""
+    root = tmp_root or tempfile.gettempdir()
+    removed = 0
+    for name in os.listdir(root):
+        if not name.startswith(_TMP_PREFIX):
+            continue
+        pid = name[len(_TMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed += 1
+    return removed
 
 
 class FeatureMismatchError(Exception):
@@ -108,7 +141,7 @@ def compile_module(
     task = task or task_lib.InliningForSizeTask()
     start = time.monotonic()
     deadline = start + timeout_s
-    tmpdir = tempfile.mkdtemp(prefix="bcmax-compile-", dir=tmp_root)
+    tmpdir = _make_tmpdir(tmp_root)
     actions: list[int] = []
     payloads: list[bytes] = []
     header = None
@@ -120,7 +153,7 @@ def compile_module(
         os.mkfifo(base + ".out")
         # Holding both ends of `.in` and a non-blocking reader on `.out` lets clang open both without waiting,
         # in whatever order, and never blocks us if clang dies before opening them.
-        fds.append(in_fd := os.open(base + ".in", os.O_RDWR))
+        fds.append(in_fd := os.open(base + ".in", os.O_RDWR | os.O_NONBLOCK))
         fds.append(out_fd := os.open(base + ".out", os.O_RDONLY | os.O_NONBLOCK))
         obj_path = os.path.join(tmpdir, "module.o")
         cmd = module.command(
@@ -137,6 +170,7 @@ def compile_module(
                     stdout=subprocess.DEVNULL,
                     stderr=stderr_file,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                     cwd=tmpdir,
                 )
             except FileNotFoundError:
@@ -194,7 +228,7 @@ def compile_plain(
     compile. `actions` and `features` are empty: the compiler decides alone."""
     task = task or task_lib.InliningForSizeTask()
     start = time.monotonic()
-    tmpdir = tempfile.mkdtemp(prefix="bcmax-compile-", dir=tmp_root)
+    tmpdir = _make_tmpdir(tmp_root)
     proc = None
     try:
         obj_path = os.path.join(tmpdir, "module.o")
@@ -207,6 +241,7 @@ def compile_plain(
                     stdout=subprocess.DEVNULL,
                     stderr=stderr_file,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                     cwd=tmpdir,
                 )
             except FileNotFoundError:
@@ -272,7 +307,7 @@ def _play(proc, in_fd, out_fd, policy, actions, payloads, deadline) -> protocol.
                 raise
             except Exception as e:  # noqa: BLE001 - a policy bug fails this compile with its message.
                 raise _CompileFailure(FAILED, f"policy {policy.name!r} failed at step {len(actions)}: {e!r}") from e
-            os.write(in_fd, msg.header.encode_advice(action))
+            _write_all(proc, in_fd, msg.header.encode_advice(action), deadline)
             actions.append(action)
             payloads.append(msg.payload)
         elif isinstance(msg, protocol.Header):
@@ -298,6 +333,18 @@ def _read_some(proc, fd, deadline) -> bytes:
                 return b""
 
 
+def _write_all(proc, fd, data: bytes, deadline) -> None:
+    """Writes the advice; a compiler that stops reading it (a full pipe) counts against the timeout."""
+    while data:
+        try:
+            data = data[os.write(fd, data) :]
+        except BlockingIOError:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise subprocess.TimeoutExpired(proc.args, 0) from None
+            select.select([], [fd], [], min(remaining, _POLL_SLICE_S))
+
+
 def _stack_features(header: protocol.Header, payloads: list[bytes]) -> dict[str, np.ndarray]:
     n = header.observation_nbytes
     blob = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(payloads), n)
@@ -309,13 +356,13 @@ def _stack_features(header: protocol.Header, payloads: list[bytes]) -> dict[str,
 
 
 def _kill(proc) -> None:
-    if proc is None or proc.returncode is not None:
+    """Kills the compiler's whole process group, also when the compiler itself has exited and left children."""
+    if proc is None:
         return
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     proc.wait()
 
 

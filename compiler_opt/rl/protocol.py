@@ -61,7 +61,7 @@ class TensorSpec:
         if not isinstance(spec, dict) or "name" not in spec or "type" not in spec:
             raise ProtocolError(f"tensor spec must be an object with 'name' and 'type', got {spec!r}")
         type_name = spec["type"]
-        if type_name not in _DTYPES:
+        if not isinstance(type_name, str) or type_name not in _DTYPES:
             raise ProtocolError(f"feature {spec['name']!r} has unknown type {type_name!r}; known: {sorted(_DTYPES)}")
         shape = spec.get("shape", [1])
         if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
@@ -105,7 +105,7 @@ def parse_header(line: bytes) -> Header:
     """Parses the first line of the stream. Raises ProtocolError on anything unexpected."""
     try:
         obj = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ProtocolError(f"header is not JSON ({e}): {line[:200]!r}") from None
     if not isinstance(obj, dict) or "features" not in obj or "advice" not in obj:
         raise ProtocolError(f"header lacks 'features'/'advice': {line[:200]!r}")
@@ -207,7 +207,7 @@ class StreamDecoder:
             return self.header
         try:
             obj = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise ProtocolError(f"expected a JSON message line, got {line[:200]!r}") from None
         if isinstance(obj, dict) and "observation" in obj:
             index = obj["observation"]

@@ -64,11 +64,12 @@ class EvaluationSummary:
 
 
 def evaluate_module(job: EvalJob) -> ModuleEvaluation:
-    """Runs in a worker; never raises for a failed compile."""
+    """Runs in a worker; never raises for a failed compile, only for what fails every module (FeatureMismatchError,
+    task_lib.ToolError)."""
     try:
         stock = _compile_cached(job, _STOCK)
         result = _compile_cached(job, job.policy)
-    except env.FeatureMismatchError:
+    except (env.FeatureMismatchError, task_lib.ToolError):
         raise
     except Exception as e:  # noqa: BLE001 - one module's failure must not end the run.
         return ModuleEvaluation(job.module.name, None, None, 0, env.FAILED, repr(e))

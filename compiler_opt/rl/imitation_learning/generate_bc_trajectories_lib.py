@@ -14,6 +14,7 @@ Output directory layout:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -80,10 +81,11 @@ def _outcome(result: env.CompileResult, cached: bool) -> profiles.PolicyOutcome:
 
 
 def collect_module(job: ModuleJob) -> ModuleOutcome:
-    """Runs in a worker. Never raises: anything unexpected becomes the module's error."""
+    """Runs in a worker. Raises only for what fails every module (policy and compiler disagree on features, a missing
+    tool); anything else becomes the module's error."""
     try:
         return _collect_module(job)
-    except env.FeatureMismatchError:
+    except (env.FeatureMismatchError, task_lib.ToolError):
         raise
     except Exception as e:  # noqa: BLE001 - one module's failure must not end the run.
         logging.exception("collecting %s failed", job.module.name)
@@ -146,8 +148,15 @@ class TrajectoryWriter:
         result = {}
         for name in os.listdir(self.profiles_dir):
             if name.endswith(".json"):
-                with open(os.path.join(self.profiles_dir, name)) as f:
-                    profile = profiles.ModuleProfile.from_json(f.read())
+                path = os.path.join(self.profiles_dir, name)
+                with open(path) as f:
+                    text = f.read()
+                try:
+                    profile = profiles.ModuleProfile.from_json(text)
+                except (ValueError, TypeError, KeyError) as e:
+                    raise ValueError(
+                        f"{path} is not a module profile ({e!r}); delete it to collect its module again"
+                    ) from None
                 result[profile.module] = profile
         return result
 
@@ -206,13 +215,16 @@ def collect(
     if explore_from not in ("best", "all"):
         raise ValueError(f"explore_from must be 'best' or 'all', got {explore_from!r}")
     start = time.monotonic()
+    if removed := env.remove_stale_tmpdirs():
+        logging.info("removed %d compile directories left by killed processes", removed)
     writer = TrajectoryWriter(output_dir)
     done = writer.done()
     if retry_failed:
         done = {k: v for k, v in done.items() if v.best is not None}
     names = [m.name for m in modules]
-    if len(set(names)) != len(names):
-        raise ValueError("duplicate module names in the corpus")
+    duplicates = sorted(n for n, count in collections.Counter(names).items() if count > 1)
+    if duplicates:
+        raise ValueError(f"modules given more than once: {', '.join(duplicates)}; collect each module once")
     todo = sorted((m for m in modules if m.name not in done), key=lambda m: -getattr(m, "size_bytes", 0))
     logging.info("%d modules, %d already done, %d to collect", len(modules), len(modules) - len(todo), len(todo))
     explorer = exploration.parse_explorer(exploration_policy)

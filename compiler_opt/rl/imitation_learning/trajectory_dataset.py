@@ -1,0 +1,187 @@
+"""Reading trajectory records (docs/CONTRACTS.md) with tf.data: one TFRecord `tf.train.SequenceExample` per module,
+int64 feature lists named by clang's features, `action` (int64), `reward` (float, text size in bytes) and `label`
+(int64, the module's size bucket) per step. Training reads the features, `action` and (for weights) `label`.
+Records are parsed several at a time with `tf.io.parse_sequence_example` and flattened to one example per decision.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Sequence
+
+import tensorflow as tf
+
+ACTION_KEY = "action"
+LABEL_KEY = "label"
+
+
+class TrajectoryError(ValueError):
+    """Trajectory shards that are missing, unreadable, or hold no decision."""
+
+
+def list_trajectory_files(patterns: Sequence[str]) -> list[str]:
+    """Expands file names and glob patterns; raises TrajectoryError if a pattern matches nothing."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    files = []
+    for pattern in patterns:
+        matches = sorted(m for m in glob.glob(pattern) if os.path.isfile(m))
+        if not matches:
+            raise TrajectoryError(f"no trajectory file matches {pattern!r}")
+        files.extend(matches)
+    return sorted(set(files))
+
+
+def record_feature_names(files: Sequence[str]) -> tuple[str, ...]:
+    """Names of the int64 feature lists (including `action`) of the first record with at least one decision."""
+    for path in files:
+        try:
+            for raw in tf.data.TFRecordDataset(path):
+                example = tf.train.SequenceExample.FromString(raw.numpy())
+                lists = example.feature_lists.feature_list
+                if ACTION_KEY not in lists or not lists[ACTION_KEY].feature:
+                    if any(fl.feature for fl in lists.values()):
+                        raise TrajectoryError(
+                            f"{path}: record has no `{ACTION_KEY}` feature list (docs/CONTRACTS.md); "
+                            "was it written by generate_bc_trajectories?"
+                        )
+                    continue
+                return tuple(
+                    sorted(name for name, fl in lists.items() if fl.feature[0].WhichOneof("kind") == "int64_list")
+                )
+        except tf.errors.OpError as e:
+            raise TrajectoryError(f"{path}: unreadable TFRecord file ({e.message})") from None
+    raise TrajectoryError(f"no record with a decision in {len(files)} trajectory files, e.g. {files[0]}")
+
+
+def unreadable_files_error(files: Sequence[str], error: tf.errors.OpError) -> TrajectoryError:
+    """The TrajectoryError for `error`, a DataLossError met while reading `files`: names every damaged file and the
+    fix (reads each file once, only after the pipeline has failed)."""
+    damaged = []
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.OpError as e:
+            damaged.append(f"{path} ({e.message.split('}} ')[-1].strip()})")
+    where = ", ".join(damaged) or f"one of {len(files)} files ({error.message})"
+    return TrajectoryError(
+        f"damaged trajectory records in {where}: delete the file (for a collection's records/<key>.tfrecord, also its "
+        "profiles/<key>.json) and rerun the collection to write it again, or train without it"
+    )
+
+
+def decision_parser(int64_names: Sequence[str]):
+    """A function mapping serialized records [R] to {name: int64 [N]} over the N decisions of those records.
+    A record without decisions may lack every list; otherwise all lists must have one value per decision."""
+    names = tuple(int64_names)
+    spec = {name: tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True) for name in names}
+
+    def parse(serialized):
+        _, steps, lengths = tf.io.parse_sequence_example(serialized, sequence_features=spec)
+        checks = [
+            tf.debugging.assert_equal(
+                lengths[name],
+                lengths[names[0]],
+                message=f"a trajectory record lacks feature list `{name}` or has another number of steps in it",
+            )
+            for name in names[1:]
+        ]
+        with tf.control_dependencies(checks):
+            mask = tf.sequence_mask(lengths[names[0]], tf.shape(steps[names[0]])[1])
+        return {key: tf.boolean_mask(value, mask) for key, value in steps.items()}
+
+    return parse
+
+
+def decisions(
+    files: Sequence[str],
+    int64_names: Sequence[str],
+    *,
+    records_per_parse: int = 16,
+    repeat: bool = False,
+    seed: int = 0,
+    cycle_length: int = 4,
+) -> tf.data.Dataset:
+    """Batches of decisions {name: [N]} (N varies), read from `files`; shuffled file order and interleaved reading
+    when `repeat` (forever) or when seed is not None, file order otherwise."""
+    dataset = tf.data.Dataset.from_tensor_slices(list(files))
+    if repeat or seed is not None:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(cycle_length, len(files))),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not repeat,
+    )
+    parse = decision_parser(int64_names)
+    return dataset.batch(records_per_parse).map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not repeat)
+
+
+def training_examples(
+    files: Sequence[str],
+    feature_names: Sequence[str],
+    bucket_weights: Sequence[float],
+    *,
+    batch_size: int,
+    shuffle_buffer_size: int,
+    records_per_parse: int = 16,
+    seed: int = 0,
+    repeat: bool = True,
+    cache: bool = False,
+    normalize: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
+) -> tf.data.Dataset:
+    """Batches (features {name: int64 [B]}, action int64 [B], weight float32 [B]), weight = bucket_weights[label].
+    With `normalize`, the features become normalize(features) (the network's normalized input), computed in the
+    pipeline's parallel map. When all bucket weights are equal the `label` feature list is not read. With `repeat`:
+    shuffled, forever, full batches only; without: every decision once, in file order. With `repeat` and `cache`,
+    records are parsed once and their decisions kept in memory (8 bytes per feature per decision) for later epochs.
+    A label outside the weights fails the pipeline."""
+    names = tuple(feature_names)
+    weights = [float(w) for w in bucket_weights]
+    uniform = len(set(weights)) == 1
+    table = tf.constant(weights, tf.float32)
+
+    def to_example(steps):
+        action = steps[ACTION_KEY]
+        if uniform:
+            weight = tf.fill(tf.shape(action), weights[0])
+        else:
+            label = steps[LABEL_KEY]
+            message = (
+                f"a record's size-bucket label is outside the {len(weights)} buckets being weighted: collect and "
+                "train with the same `profiles.size_bucket.partitions`"
+            )
+            with tf.control_dependencies(
+                [
+                    tf.debugging.assert_non_negative(label, message=message),
+                    tf.debugging.assert_less(label, tf.constant(len(weights), tf.int64), message=message),
+                ]
+            ):
+                weight = tf.gather(table, label)
+        # One [N, F] tensor rather than F vectors: per-decision work in unbatch/shuffle/batch grows with components.
+        return tf.stack([steps[name] for name in names], axis=1), action, weight
+
+    def unpack(rows, action, weight):
+        features = {name: rows[:, i] for i, name in enumerate(names)}
+        return (features if normalize is None else normalize(features)), action, weight
+
+    lists = (*names, ACTION_KEY) if uniform else (*names, ACTION_KEY, LABEL_KEY)
+    dataset = decisions(
+        files,
+        lists,
+        records_per_parse=records_per_parse,
+        repeat=repeat and not cache,
+        seed=seed if repeat else None,
+    )
+    dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not repeat)
+    if repeat and cache:
+        dataset = dataset.cache().repeat()
+    dataset = dataset.unbatch()
+    if repeat:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=repeat)
+    return dataset.map(unpack, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,363 @@
+"""Weighted behaviour cloning of the inlining policy: the learning step of BC-MAX (arXiv 2403.19462).
+
+Inputs:
+  trajectories: TFRecord shards of `tf.train.SequenceExample`, one per module (docs/CONTRACTS.md): int64 feature
+    lists named by clang's features, `action` (int64, the decision to clone) and `label` (int64, the module's size
+    bucket, read for non-uniform weights). The features learned from are those the records carry, minus
+    `features.FeatureConfig.dropped_features`; they are normalized in the input pipeline by the network's own layer.
+  vocab_dir: `<feature>.buckets` quantiles (compiler_opt/tools/generate_vocab.py) for every learned feature.
+  profiles.jsonl (optional): per-module sizes of every policy, for the size-bucket weights (training_weights.py).
+
+Outputs under root_dir:
+  checkpoints/              tf.train.CheckpointManager checkpoints (network, optimizer, step); a rerun resumes.
+  train/                    TensorBoard summaries: loss, accuracy, weighted_accuracy, auc, examples_per_second.
+  saved_policy/             greedy policy, TF-Agents PolicySaver SavedModel in MLGO layout, with output_spec.json
+                            and fast_policy.npz (compiler_opt/rl/saved_policy.py).
+  collect_policy/           the stochastic policy (samples the Categorical), same inputs and files.
+  training_summary.json     steps, final metrics, bucket weights, features, seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+
+import gin
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tf_agents.policies import actor_policy, greedy_policy, policy_saver
+
+from compiler_opt.rl import saved_policy
+from compiler_opt.rl.imitation_learning import policy_network, profiles, training_weights, trajectory_dataset
+from compiler_opt.rl.inlining import features as features_lib
+from compiler_opt.rl.inlining import task
+
+SAVED_POLICY_DIR = "saved_policy"
+COLLECT_POLICY_DIR = "collect_policy"
+OUTPUT_SPEC_FILENAME = "output_spec.json"
+# Extra function of the exported SavedModels: {feature: int64 [B]} -> the network's normalized input [B, D].
+NORMALIZE_FUNCTION = "normalize_observation"
+
+
+@gin.configurable(module="weighted_bc")
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Training settings; see gin_configs/weighted_bc_trainer.gin for the values used and why.
+
+    batch_size: examples (decisions) per step. num_steps: total optimizer steps (a resumed run continues to it).
+    learning_rate: Adam's. hidden_units / activation: the MLP. shuffle_buffer_size: decisions held for shuffling.
+    records_per_parse: trajectory records parsed per `parse_sequence_example` call. cache_decisions: parse the
+    records once and keep their decisions in memory (8 bytes per feature per decision). summary_interval /
+    checkpoint_interval: in steps. max_checkpoints: kept on disk. seed: initialization and shuffling.
+    """
+
+    batch_size: int = 256
+    num_steps: int = 10000
+    learning_rate: float = 1e-3
+    hidden_units: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    shuffle_buffer_size: int = 65536
+    records_per_parse: int = 16
+    cache_decisions: bool = True
+    summary_interval: int = 500
+    checkpoint_interval: int = 2000
+    max_checkpoints: int = 3
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    """What a training run produced (also written as root_dir/training_summary.json)."""
+
+    root_dir: str
+    saved_policy_dir: str
+    collect_policy_dir: str
+    feature_names: tuple[str, ...]
+    steps: int
+    metrics: dict[str, float]
+    bucket_weights: training_weights.BucketWeights
+    seconds: float
+
+
+class WeightedBCTrainer:
+    """Weighted behaviour cloning, the learning step of BC-MAX (Alg. 1 of arXiv 2403.19462).
+
+    Loss per batch of B decisions: (1/B) * sum_i w_i * BCE(a_i, sigmoid(l_i1 - l_i0)), where a_i in {0, 1} is the
+    decision of the best trajectory, l_i the network's logits and w_i the size-bucket weight of the module.
+    Optimizer: Keras Adam. Checkpoints the network, optimizer and step; resumes from the latest checkpoint.
+    """
+
+    def __init__(self, network: policy_network.InliningPolicyNetwork, config: TrainerConfig, root_dir: str):
+        self.network = network
+        self.config = config
+        self.step = tf.Variable(0, dtype=tf.int64, name="step")
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=config.learning_rate)
+        self.optimizer.build(network.trainable_variables)
+        self._bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+        self.metrics = {
+            "loss": tf.keras.metrics.Mean(name="loss"),
+            "accuracy": tf.keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5),
+            "weighted_accuracy": tf.keras.metrics.BinaryAccuracy(name="weighted_accuracy", threshold=0.5),
+            "auc": tf.keras.metrics.AUC(name="auc", from_logits=True),
+        }
+        checkpoint = tf.train.Checkpoint(network=network, optimizer=self.optimizer, step=self.step)
+        self.checkpoints = tf.train.CheckpointManager(
+            checkpoint, os.path.join(root_dir, "checkpoints"), max_to_keep=config.max_checkpoints
+        )
+        self._writer = tf.summary.create_file_writer(os.path.join(root_dir, "train"))
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint if any; returns the step reached."""
+        latest = self.checkpoints.latest_checkpoint
+        if latest:
+            try:
+                self.checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
+            except (ValueError, AssertionError) as e:
+                raise ValueError(
+                    f"checkpoint {latest} does not fit this network (other features or layer sizes?): {e}. "
+                    "Train into a new root_dir or delete its checkpoints/."
+                ) from None
+            logging.info("Resumed from %s at step %d", latest, int(self.step.numpy()))
+        return int(self.step.numpy())
+
+    @tf.function
+    def _train_step(self, normalized, action, weight):
+        label = tf.cast(tf.reshape(action, [-1, 1]), tf.float32)
+        weight = tf.reshape(weight, [-1, 1])
+        with tf.GradientTape() as tape:
+            logits = self.network.logits_of_normalized(normalized, training=True)
+            logit = logits[:, 1:2] - logits[:, 0:1]
+            loss = self._bce(label, logit, sample_weight=weight)
+        grads = tape.gradient(loss, self.network.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.network.trainable_variables, strict=False))
+        self.step.assign_add(1)
+        self.metrics["loss"].update_state(loss)
+        self.metrics["accuracy"].update_state(label, tf.sigmoid(logit))
+        self.metrics["weighted_accuracy"].update_state(label, tf.sigmoid(logit), sample_weight=weight)
+        self.metrics["auc"].update_state(label, logit)
+        return loss
+
+    def train(self, dataset: tf.data.Dataset, num_steps: int) -> dict[str, float]:
+        """Trains until `self.step` reaches num_steps on batches (normalized features float32 [B, D], action int64
+        [B], weight float32 [B]); returns the metrics of the last summary window."""
+        results: dict[str, float] = {}
+        step = int(self.step.numpy())
+        if step >= num_steps:
+            logging.info("Already at step %d >= num_steps %d; nothing to train", step, num_steps)
+            return results
+        window_start, window_examples = time.monotonic(), 0
+        interval = self.config.summary_interval
+        for normalized, action, weight in dataset:
+            self._train_step(normalized, action, weight)
+            step += 1
+            window_examples += int(action.shape[0])
+            last = step >= num_steps
+            if step % interval == 0 or last:
+                results = {name: float(m.result().numpy()) for name, m in self.metrics.items()}
+                results["examples_per_second"] = window_examples / max(time.monotonic() - window_start, 1e-9)
+                with self._writer.as_default(step=step):
+                    for name, value in results.items():
+                        tf.summary.scalar(name, value)
+                logging.info("step %d: %s", step, {k: round(v, 4) for k, v in results.items()})
+                for m in self.metrics.values():
+                    m.reset_state()
+                window_start, window_examples = time.monotonic(), 0
+            if step % self.config.checkpoint_interval == 0 or last:
+                self.checkpoints.save(checkpoint_number=step)
+            if last:
+                break
+        self._writer.flush()
+        return results
+
+
+def _write_json_atomically(path: str, obj) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _replace_dir(tmp_dir: str, final_dir: str) -> None:
+    """Moves tmp_dir to final_dir, replacing an older final_dir (which stays intact until the new one is ready)."""
+    old = None
+    if os.path.exists(final_dir):
+        old = f"{final_dir}.old-{os.getpid()}"
+        os.replace(final_dir, old)
+    os.replace(tmp_dir, final_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_policies(
+    network: policy_network.InliningPolicyNetwork, output_dir: str, train_step: tf.Variable | None = None
+) -> tuple[str, str]:
+    """Writes output_dir/saved_policy (greedy) and output_dir/collect_policy (stochastic) in MLGO layout.
+
+    Each holds a PolicySaver SavedModel (signature `action`: step_type int32 [1], reward float32 [1], discount
+    float32 [1], one int64 [1] input per feature; output `inlining_decision` int64 [1]; plus the function
+    `normalize_observation`, for inspection), `output_spec.json` and `fast_policy.npz`. Returns both directories.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    feature_names = network.normalization.feature_names
+    collect = actor_policy.ActorPolicy(
+        time_step_spec=policy_network.time_step_spec(feature_names),
+        action_spec=policy_network.action_spec(),
+        actor_network=network,
+    )
+    policies = {SAVED_POLICY_DIR: greedy_policy.GreedyPolicy(collect), COLLECT_POLICY_DIR: collect}
+    weights = network.dense_weights()
+    output_spec = [
+        {
+            "logging_name": task.ADVICE_NAME,
+            "tensor_spec": {"name": "StatefulPartitionedCall", "port": 0, "type": "int64_t", "shape": [1]},
+        }
+    ]
+    written = []
+    for dirname, policy in policies.items():
+        final = os.path.join(output_dir, dirname)
+        tmp = tempfile.mkdtemp(prefix=f".{dirname}.tmp-", dir=output_dir)
+        saver = policy_saver.PolicySaver(policy, batch_size=1, use_nest_path_signatures=False, train_step=train_step)
+        saver.register_function(NORMALIZE_FUNCTION, network.normalized, policy_network.observation_spec(feature_names))
+        with warnings.catch_warnings():
+            # PolicySaver also saves `distribution()`, whose tfp output types TF can only reload when
+            # tensorflow_probability is imported (saved_policy.py does so); TF warns about that at save time.
+            warnings.filterwarnings("ignore", message="Encoding a StructuredValue with type tfp", category=UserWarning)
+            saver.save(tmp)
+        _write_json_atomically(os.path.join(tmp, OUTPUT_SPEC_FILENAME), output_spec)
+        saved_policy.FastPolicyParams(
+            normalization=network.normalization,
+            kernels=tuple(k for k, _ in weights),
+            biases=tuple(b for _, b in weights),
+            activation=network.activation,
+            saved_model_sha256=saved_policy.saved_model_digest(tmp),
+        ).save(os.path.join(tmp, saved_policy.FAST_POLICY_FILENAME))
+        _replace_dir(tmp, final)
+        written.append(final)
+    logging.info("Exported %s", written)
+    return written[0], written[1]
+
+
+def build_network(
+    feature_names: Sequence[str], vocab_dir: str, feature_config: features_lib.FeatureConfig, config: TrainerConfig
+) -> policy_network.InliningPolicyNetwork:
+    vocab = features_lib.read_vocab(vocab_dir, feature_names)
+    normalization = features_lib.Normalization.from_vocab(vocab, feature_names, feature_config)
+    network = policy_network.InliningPolicyNetwork(
+        normalization, config.hidden_units, config.activation, seed=config.seed
+    )
+    network.create_variables()
+    return network
+
+
+def load_bucket_weights(
+    profiles_path: str | None, weighting: training_weights.WeightingConfig, regret_policies: Sequence[str] | None
+) -> training_weights.BucketWeights:
+    """Weights per size bucket (`profiles.size_bucket`'s buckets); uniform without profiles."""
+    num_buckets = profiles.num_buckets()
+    if not profiles_path or weighting.mode == "uniform":
+        return training_weights.BucketWeights.uniform(num_buckets)
+    module_profiles = profiles.read_jsonl(profiles_path)
+    return training_weights.compute_bucket_weights(module_profiles, weighting, num_buckets, regret_policies)
+
+
+def train(
+    trajectories: Sequence[str],
+    vocab_dir: str,
+    root_dir: str,
+    *,
+    profiles_path: str | None = None,
+    regret_policies: Sequence[str] | None = None,
+    config: TrainerConfig | None = None,
+    feature_config: features_lib.FeatureConfig | None = None,
+    weighting: training_weights.WeightingConfig | None = None,
+) -> TrainingResult:
+    """Trains (or resumes training) on `trajectories` (files or globs) and exports the policies under root_dir.
+
+    profiles_path: profiles.jsonl for the size-bucket weights (uniform weights without it).
+    regret_policies: the learned policies whose regret drives the weights (default: every `saved:` policy in it).
+    Settings not given come from gin (TrainerConfig, features.FeatureConfig, training_weights.WeightingConfig).
+    """
+    start = time.monotonic()
+    config = config or TrainerConfig()
+    feature_config = feature_config or features_lib.FeatureConfig()
+    weighting = weighting or training_weights.WeightingConfig()
+    os.makedirs(root_dir, exist_ok=True)
+
+    files = trajectory_dataset.list_trajectory_files(trajectories)
+    record_lists = trajectory_dataset.record_feature_names(files)
+    feature_names = features_lib.policy_feature_names(record_lists, feature_config)
+    logging.info("Training on %d trajectory files, %d features: %s", len(files), len(feature_names), feature_names)
+    bucket_weights = load_bucket_weights(profiles_path, weighting, regret_policies)
+    logging.info("Size-bucket weights %s", bucket_weights.weights)
+
+    if len(set(bucket_weights.weights)) > 1 and trajectory_dataset.LABEL_KEY not in record_lists:
+        raise trajectory_dataset.TrajectoryError(
+            f"{files[0]}: records have no `{trajectory_dataset.LABEL_KEY}` feature list, needed for size-bucket "
+            "weights; train with uniform weights (training_weights.WeightingConfig.mode = 'uniform')"
+        )
+    network = build_network(feature_names, vocab_dir, feature_config, config)
+    trainer = WeightedBCTrainer(network, config, root_dir)
+    trainer.restore()
+    dataset = trajectory_dataset.training_examples(
+        files,
+        feature_names,
+        bucket_weights.weights,
+        batch_size=config.batch_size,
+        shuffle_buffer_size=config.shuffle_buffer_size,
+        records_per_parse=config.records_per_parse,
+        seed=config.seed,
+        cache=config.cache_decisions,
+        normalize=network.normalized,
+    )
+    try:
+        metrics = trainer.train(dataset, config.num_steps)
+    except tf.errors.DataLossError as e:
+        raise trajectory_dataset.unreadable_files_error(files, e) from None
+    saved_dir, collect_dir = export_policies(network, root_dir, trainer.step)
+    result = TrainingResult(
+        root_dir=root_dir,
+        saved_policy_dir=saved_dir,
+        collect_policy_dir=collect_dir,
+        feature_names=tuple(feature_names),
+        steps=int(trainer.step.numpy()),
+        metrics=metrics,
+        bucket_weights=bucket_weights,
+        seconds=time.monotonic() - start,
+    )
+    summary = dataclasses.asdict(result)
+    summary["trajectory_files"] = len(files)
+    _write_json_atomically(os.path.join(root_dir, "training_summary.json"), summary)
+    return result
+
+
+def greedy_agreement(policy_dir: str, files: Sequence[str], max_examples: int = 100_000) -> float:
+    """Fraction of recorded decisions (up to max_examples, in file order) that the exported policy repeats."""
+    policy = saved_policy.SavedPolicy.load(policy_dir)
+    dataset = trajectory_dataset.training_examples(
+        files,
+        policy.feature_names,
+        (1.0,),
+        batch_size=4096,
+        shuffle_buffer_size=1,
+        repeat=False,
+    )
+    agree = total = 0
+    for observation, action, _ in dataset:
+        decided = policy.action_batch({k: v.numpy() for k, v in observation.items()})
+        agree += int(np.sum(decided == action.numpy()))
+        total += int(action.shape[0])
+        if total >= max_examples:
+            break
+    if total == 0:
+        raise trajectory_dataset.TrajectoryError(f"no decisions in {list(files)}")
+    return agree / total

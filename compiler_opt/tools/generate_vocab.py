@@ -1,0 +1,39 @@
+"""Generates the feature quantiles ("vocab") that normalize the policy's inputs, from trajectory records.
+
+Usage:
+  python -m compiler_opt.tools.generate_vocab \
+      --input='collect/records/*.tfrecord' --output_dir=collect/vocab \
+      [--gin_bindings='generate_vocab.VocabConfig.num_buckets=1000']
+
+Input: TFRecord shards of trajectory SequenceExamples (docs/CONTRACTS.md). Output: `<output_dir>/<feature>.buckets`
+for every int64 feature list except `action` and `label`: one float per line, 1000 quantiles by default (MLGO format).
+"""
+
+import gin
+from absl import app, flags, logging
+
+from compiler_opt.tools import generate_vocab_lib
+
+_INPUT = flags.DEFINE_list("input", None, "TFRecord files or glob patterns, comma-separated.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for the .buckets files (created if missing).")
+_GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
+_GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings overriding the files.")
+
+
+def main(argv):
+    del argv
+    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
+    logging.info("gin config:\n%s", gin.config_str())
+    result = generate_vocab_lib.generate_vocab(_INPUT.value, _OUTPUT_DIR.value)
+    print(
+        f"wrote {len(result.features)} .buckets files to {result.output_dir} from {result.decisions_sampled} decisions"
+    )
+
+
+def run():
+    flags.mark_flags_as_required(["input", "output_dir"])
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

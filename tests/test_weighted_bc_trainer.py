@@ -1,0 +1,443 @@
+"""Specification of weighted behaviour cloning (`compiler_opt/rl/imitation_learning/weighted_bc_trainer*.py`), its
+input pipeline, size-bucket weights, feature normalization and MLGO policy export, on small hand-built records."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from compiler_opt.rl import saved_policy
+from compiler_opt.rl.imitation_learning import profiles, training_weights, trajectory_dataset
+from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
+from compiler_opt.rl.inlining import features as features_lib
+from compiler_opt.tools import generate_vocab_lib
+from tests import bc_test_data
+from tests.gin_test_base import GinTestCase
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_POLICY_FEATURES = ("callee_users", "callsite_height", "cost_estimate", "threshold")
+
+
+def _small_config(**overrides):
+    settings = dict(batch_size=128, num_steps=300, summary_interval=100, checkpoint_interval=100, hidden_units=(32, 32))
+    settings.update(overrides)
+    return trainer_lib.TrainerConfig(**settings)
+
+
+def _profile(module, sizes, label):
+    results = {
+        name: profiles.PolicyOutcome(size=size, text_section_size=size, horizon=1, seconds=0.1, status="ok")
+        for name, size in sizes.items()
+    }
+    best = min((s, n) for n, s in sizes.items() if s is not None)
+    return profiles.ModuleProfile(
+        module=module, results=results, best=best[1], best_size=best[0], oz_size=sizes.get("heuristic"), label=label
+    )
+
+
+class TrainedPolicyTest(GinTestCase):
+    """One training run on heuristic-played modules, shared by the tests that inspect its outputs."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        gin.clear_config()
+        cls._tmp = tempfile.TemporaryDirectory()
+        cls.dir = cls._tmp.name
+        cls.files = bc_test_data.write_heuristic_shards(os.path.join(cls.dir, "data"), modules_per_shard=10)
+        cls.vocab = os.path.join(cls.dir, "vocab")
+        generate_vocab_lib.generate_vocab(cls.files, cls.vocab)
+        cls.result = trainer_lib.train(cls.files, cls.vocab, os.path.join(cls.dir, "model"), config=_small_config())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tmp.cleanup()
+        super().tearDownClass()
+
+    def test_exported_policy_repeats_the_heuristic_on_its_training_data(self):
+        self.assertGreaterEqual(trainer_lib.greedy_agreement(self.result.saved_policy_dir, self.files), 0.9)
+
+    def test_saved_policy_signature_is_mlgos(self):
+        for policy_dir in (self.result.saved_policy_dir, self.result.collect_policy_dir):
+            action = tf.saved_model.load(policy_dir).signatures["action"]
+            inputs = action.structured_input_signature[1]
+            expected = {"step_type": tf.int32, "reward": tf.float32, "discount": tf.float32}
+            expected.update({name: tf.int64 for name in _POLICY_FEATURES})
+            self.assertEqual({name: spec.dtype for name, spec in inputs.items()}, expected)
+            self.assertTrue(all(spec.shape == [1] for spec in inputs.values()))
+            self.assertEqual(list(action.structured_outputs), ["inlining_decision"])
+            self.assertEqual(action.structured_outputs["inlining_decision"].dtype, tf.int64)
+            self.assertEqual(action.structured_outputs["inlining_decision"].shape, [1])
+
+    def test_output_spec_json_names_inlining_decision_as_int64(self):
+        for policy_dir in (self.result.saved_policy_dir, self.result.collect_policy_dir):
+            with open(os.path.join(policy_dir, "output_spec.json")) as f:
+                spec = json.load(f)
+            self.assertEqual(len(spec), 1)
+            self.assertEqual(spec[0]["logging_name"], "inlining_decision")
+            self.assertEqual(spec[0]["tensor_spec"]["type"], "int64_t")
+            self.assertEqual(spec[0]["tensor_spec"]["shape"], [1])
+
+    def test_greedy_policy_takes_raw_int64_features(self):
+        action = tf.saved_model.load(self.result.saved_policy_dir).signatures["action"]
+        feeds = {name: tf.constant([5], tf.int64) for name in _POLICY_FEATURES}
+        step = {"step_type": tf.constant([0]), "reward": tf.constant([0.0]), "discount": tf.constant([1.0])}
+        decisions = {}
+        for cost in (-25, 1000):
+            feeds["cost_estimate"] = tf.constant([cost], tf.int64)
+            decisions[cost] = int(action(**step, **feeds)["inlining_decision"].numpy()[0])
+        self.assertEqual(decisions, {-25: 1, 1000: 0})
+
+    def test_normalization_inside_the_saved_model_equals_the_trainers(self):
+        vocab = features_lib.read_vocab(self.vocab, _POLICY_FEATURES)
+        normalization = features_lib.Normalization.from_vocab(vocab, _POLICY_FEATURES, features_lib.FeatureConfig())
+        rng = np.random.default_rng(5)
+        raw = {name: rng.integers(-100, 5000, size=64) for name in _POLICY_FEATURES}
+        raw["cost_estimate"][:10] = vocab["cost_estimate"][::100].astype(np.int64)  # on the quantiles themselves
+        expected = normalization.keras_layer()({k: tf.constant(v) for k, v in raw.items()}).numpy()
+        for policy_dir in (self.result.saved_policy_dir, self.result.collect_policy_dir):
+            loaded = tf.saved_model.load(policy_dir)
+            inside = loaded.normalize_observation({k: tf.constant(v) for k, v in raw.items()}).numpy()
+            np.testing.assert_array_equal(inside, expected)
+
+    def test_policy_does_not_read_inlining_default_by_default(self):
+        self.assertNotIn("inlining_default", self.result.feature_names)
+        self.assertEqual(self.result.feature_names, _POLICY_FEATURES)
+
+    def test_tensorboard_summaries_hold_loss_accuracy_weighted_accuracy_and_auc(self):
+        tags = set()
+        train_dir = os.path.join(self.result.root_dir, "train")
+        for name in os.listdir(train_dir):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(train_dir, name)):
+                tags.update(v.tag for v in event.summary.value)
+        self.assertLessEqual({"loss", "accuracy", "weighted_accuracy", "auc"}, tags)
+
+    def test_training_summary_json_records_steps_and_features(self):
+        with open(os.path.join(self.result.root_dir, "training_summary.json")) as f:
+            summary = json.load(f)
+        self.assertEqual(summary["steps"], 300)
+        self.assertEqual(tuple(summary["feature_names"]), _POLICY_FEATURES)
+        self.assertGreater(summary["metrics"]["accuracy"], 0.9)
+
+
+class TrainingRunTest(GinTestCase):
+    def setUp(self):
+        super().setUp()
+        self._tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self._tmp.cleanup)
+        self.dir = self._tmp.name
+
+    def _data(self, **kwargs):
+        files = bc_test_data.write_heuristic_shards(os.path.join(self.dir, "data"), **kwargs)
+        vocab = os.path.join(self.dir, "vocab")
+        generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=100))
+        return files, vocab
+
+    def test_rerun_resumes_from_the_latest_checkpoint(self):
+        files, vocab = self._data(shards=1, modules_per_shard=4)
+        root = os.path.join(self.dir, "model")
+        first = trainer_lib.train(files, vocab, root, config=_small_config(num_steps=20, checkpoint_interval=10))
+        kernels = saved_policy.FastPolicyParams.load(os.path.join(first.saved_policy_dir, "fast_policy.npz")).kernels
+        again = trainer_lib.train(files, vocab, root, config=_small_config(num_steps=20))
+        self.assertEqual(again.steps, 20)
+        kernels_again = saved_policy.FastPolicyParams.load(
+            os.path.join(again.saved_policy_dir, "fast_policy.npz")
+        ).kernels
+        for k, k_again in zip(kernels, kernels_again, strict=True):
+            np.testing.assert_array_equal(k, k_again)
+        more = trainer_lib.train(files, vocab, root, config=_small_config(num_steps=30))
+        self.assertEqual(more.steps, 30)
+        reader = tf.train.load_checkpoint(os.path.join(root, "checkpoints"))
+        self.assertEqual(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"), 30)
+        self.assertEqual(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"), 30)
+
+    def test_checkpoint_of_another_network_is_a_clear_error(self):
+        files, vocab = self._data(shards=1, modules_per_shard=2)
+        root = os.path.join(self.dir, "model")
+        trainer_lib.train(files, vocab, root, config=_small_config(num_steps=5))
+        with self.assertRaisesRegex(ValueError, "does not fit this network.*new root_dir"):
+            trainer_lib.train(files, vocab, root, config=_small_config(num_steps=10, hidden_units=(8,)))
+
+    def test_bucket_weights_decide_between_conflicting_labels(self):
+        rng = np.random.default_rng(0)
+        examples = []
+        for label, decision in ((0, 0), (1, 1)):
+            for m in range(4):
+                steps, _ = bc_test_data.heuristic_module(rng, 50)
+                actions = np.full(50, decision)
+                examples.append(bc_test_data.sequence_example(f"m{label}{m}", steps, actions, 1000.0, label))
+        files = [bc_test_data.write_records(os.path.join(self.dir, "data", "t.tfrecord"), examples)]
+        vocab = os.path.join(self.dir, "vocab")
+        generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=50))
+        learned = "saved:/policies/iteration_0"
+        profiles_path = os.path.join(self.dir, "profiles.jsonl")
+        profiles.write_jsonl(
+            profiles_path,
+            [
+                _profile("small", {"heuristic": 100, learned: 100}, label=0),
+                _profile("large", {"heuristic": 100_000, learned: 130_000}, label=1),
+            ],
+        )
+        gin.parse_config(
+            ["profiles.size_bucket.partitions = (1000,)", "training_weights.WeightingConfig.step_size = 10.0"]
+        )
+        result = trainer_lib.train(
+            files,
+            vocab,
+            os.path.join(self.dir, "model"),
+            profiles_path=profiles_path,
+            config=_small_config(num_steps=150),
+        )
+        self.assertEqual(result.bucket_weights.weights[1], 1.0)
+        self.assertLess(result.bucket_weights.weights[0], 0.5)
+        policy = saved_policy.SavedPolicy.load(result.saved_policy_dir)
+        steps, _ = bc_test_data.heuristic_module(rng, 200)
+        self.assertGreater(policy.action_batch(steps).mean(), 0.9)
+
+    def test_dropped_features_come_from_gin(self):
+        files, vocab = self._data(shards=1, modules_per_shard=2)
+        gin.parse_config("features.FeatureConfig.dropped_features = ('callsite_height',)")
+        result = trainer_lib.train(files, vocab, os.path.join(self.dir, "model"), config=_small_config(num_steps=5))
+        self.assertEqual(result.feature_names, ("callee_users", "cost_estimate", "inlining_default", "threshold"))
+        inputs = tf.saved_model.load(result.saved_policy_dir).signatures["action"].structured_input_signature[1]
+        self.assertIn("inlining_default", inputs)
+        self.assertNotIn("callsite_height", inputs)
+
+    def test_missing_vocab_file_is_a_clear_error(self):
+        files, vocab = self._data(shards=1, modules_per_shard=2)
+        os.remove(os.path.join(vocab, "threshold.buckets"))
+        with self.assertRaisesRegex(features_lib.VocabError, r"no \.buckets file for \['threshold'\].*generate_vocab"):
+            trainer_lib.train(files, vocab, os.path.join(self.dir, "model"), config=_small_config(num_steps=5))
+
+    def test_binary_smoke(self):
+        files, vocab = self._data(shards=1, modules_per_shard=2)
+        root = os.path.join(self.dir, "model")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "compiler_opt.rl.imitation_learning.weighted_bc_trainer",
+                f"--trajectories={os.path.join(self.dir, 'data', '*.tfrecord')}",
+                f"--vocab_dir={vocab}",
+                f"--root_dir={root}",
+                f"--gin_files={os.path.join(_REPO, 'gin_configs', 'weighted_bc_trainer.gin')}",
+                "--gin_bindings=weighted_bc.TrainerConfig.num_steps = 5",
+            ],
+            cwd=_REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        for name in ("saved_model.pb", "output_spec.json", "fast_policy.npz"):
+            self.assertTrue(os.path.isfile(os.path.join(root, "saved_policy", name)), name)
+            self.assertTrue(os.path.isfile(os.path.join(root, "collect_policy", name)), name)
+        self.assertTrue(os.path.isfile(files[0]))
+
+
+class InputPipelineTest(GinTestCase):
+    def setUp(self):
+        super().setUp()
+        self._tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self._tmp.cleanup)
+        self.dir = self._tmp.name
+
+    def _write(self, modules):
+        examples = [
+            bc_test_data.sequence_example(f"m{i}", {"cost_estimate": np.asarray(c)}, np.asarray(c) % 2, 10.0, label)
+            for i, (c, label) in enumerate(modules)
+        ]
+        return [bc_test_data.write_records(os.path.join(self.dir, "t.tfrecord"), examples)]
+
+    def test_every_decision_of_every_record_becomes_one_example_with_its_buckets_weight(self):
+        files = self._write([([1, 2, 3], 0), ([], 0), ([4, 5], 1)])
+        dataset = trajectory_dataset.training_examples(
+            files, ["cost_estimate"], [0.5, 1.0], batch_size=100, shuffle_buffer_size=1, repeat=False
+        )
+        (features, action, weight), *rest = list(dataset)
+        self.assertEqual(rest, [])
+        np.testing.assert_array_equal(features["cost_estimate"], [1, 2, 3, 4, 5])
+        np.testing.assert_array_equal(action, [1, 0, 1, 0, 1])
+        np.testing.assert_array_equal(weight, [0.5, 0.5, 0.5, 1.0, 1.0])
+
+    def test_training_batches_are_full_and_repeat(self):
+        files = self._write([([1, 2, 3], 0)])
+        dataset = trajectory_dataset.training_examples(
+            files, ["cost_estimate"], [1.0], batch_size=4, shuffle_buffer_size=10
+        )
+        batches = list(dataset.take(3))
+        self.assertEqual([int(b[1].shape[0]) for b in batches], [4, 4, 4])
+
+    def test_record_missing_a_feature_list_fails_with_a_clear_error(self):
+        steps = {"cost_estimate": np.array([1, 2]), "threshold": np.array([5, 5])}
+        broken = {"cost_estimate": np.array([1, 2])}
+        examples = [
+            bc_test_data.sequence_example("ok", steps, np.array([0, 1]), 10.0),
+            bc_test_data.sequence_example("broken", broken, np.array([0, 1]), 10.0),
+        ]
+        files = [bc_test_data.write_records(os.path.join(self.dir, "t.tfrecord"), examples)]
+        dataset = trajectory_dataset.training_examples(
+            files, ["cost_estimate", "threshold"], [1.0], batch_size=8, shuffle_buffer_size=1, repeat=False
+        )
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "lacks feature list `threshold`"):
+            list(dataset)
+
+    def test_label_outside_the_weighted_buckets_fails_with_a_clear_error(self):
+        files = self._write([([1, 2], 3)])
+        dataset = trajectory_dataset.training_examples(
+            files, ["cost_estimate"], [0.5, 1.0], batch_size=2, shuffle_buffer_size=1, repeat=False
+        )
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "profiles.size_bucket.partitions"):
+            list(dataset)
+
+
+class NormalizationTest(GinTestCase):
+    def _normalization(self, **config):
+        rng = np.random.default_rng(2)
+        vocab = {
+            "a": np.sort(np.round(rng.lognormal(2, 2, 1000))).astype(np.float32),
+            "b": np.array([-5.0, 0.0, 0.0, 0.0, 7.5, 1e9], np.float32),
+            "c": np.zeros(1000, np.float32),
+        }
+        return features_lib.Normalization.from_vocab(vocab, ["c", "a", "b"], features_lib.FeatureConfig(**config))
+
+    def test_numpy_and_keras_normalizations_are_bit_identical(self):
+        rng = np.random.default_rng(3)
+        for config in ({}, {"with_sqrt": False}, {"with_z_score_normalization": True}):
+            normalization = self._normalization(**config)
+            values = np.concatenate(
+                [
+                    rng.integers(-1000, 10**6, size=(500, 3)),
+                    np.stack([q[rng.integers(0, q.size, 200)] for q in normalization.quantiles], 1).astype(np.int64),
+                    np.array([[0, 0, 0], [-1, -1, -1], [2**40, 2**40, 2**40], [-(2**40)] * 3]),
+                ]
+            )
+            keras = normalization.keras_layer()(
+                {n: tf.constant(values[:, i]) for i, n in enumerate(normalization.feature_names)}
+            ).numpy()
+            np.testing.assert_array_equal(normalization.numpy_fn()(values), keras)
+
+    def test_rank_is_the_fraction_of_quantiles_at_or_below_the_value(self):
+        normalization = self._normalization()
+        self.assertEqual(normalization.feature_names, ("a", "b", "c"))
+        out = normalization.numpy_fn()(np.array([[0, 0, 0], [0, 8, -1]]))
+        b_columns = out[:, 3:6]
+        np.testing.assert_allclose(b_columns[0], [4 / 6, (4 / 6) ** 2, math.sqrt(4 / 6)], rtol=1e-6)
+        np.testing.assert_allclose(b_columns[1], [5 / 6, (5 / 6) ** 2, math.sqrt(5 / 6)], rtol=1e-6)
+        np.testing.assert_array_equal(out[:, 6], [1.0, 0.0])
+
+    def test_z_score_column_uses_the_quantiles_mean_and_std(self):
+        normalization = self._normalization(with_sqrt=False, with_z_score_normalization=True)
+        q = normalization.quantiles[1]
+        out = normalization.numpy_fn()(np.array([[0, 100, 0]]))
+        self.assertAlmostEqual(out[0, 5], (100 - q.astype(np.float64).mean()) / q.astype(np.float64).std(), places=5)
+
+    def test_options_come_from_gin(self):
+        gin.parse_config("features.FeatureConfig.with_z_score_normalization = True")
+        self.assertEqual(features_lib.FeatureConfig().columns_per_feature, 4)
+
+
+class TrainingWeightsTest(GinTestCase):
+    learned = "saved:/p/iteration_0/saved_policy"
+
+    def test_without_learned_policies_weights_are_uniform(self):
+        module_profiles = [_profile("m", {"heuristic": 10, "heuristic:threshold=25": 12}, 0)]
+        weights = training_weights.compute_bucket_weights(module_profiles, training_weights.WeightingConfig(), 3)
+        self.assertEqual(weights.weights, (1.0, 1.0, 1.0))
+
+    def test_one_round_of_exponentiated_gradient(self):
+        module_profiles = [
+            _profile("a", {"heuristic": 100, self.learned: 100}, 0),
+            _profile("b", {"heuristic": 500, self.learned: 540}, 1),
+            _profile("c", {"heuristic": 900, self.learned: 910}, 1),
+        ]
+        weights = training_weights.compute_bucket_weights(module_profiles, training_weights.WeightingConfig(), 3)
+        # Bucket 1's regret is 50 bytes, the largest (normalized to 1); buckets 0 and 2 have none.
+        p = np.exp([0.0, -1.0, 0.0])
+        p /= p.sum()
+        mixture = (np.full(3, 1 / 3) + p) / 2
+        np.testing.assert_allclose(weights.probabilities, mixture)
+        np.testing.assert_allclose(weights.weights, mixture.min() / mixture)
+        self.assertEqual(weights.weights[1], 1.0)
+        self.assertEqual(weights.bucket_regrets, ((0.0, 50.0, 0.0),))
+
+    def test_each_learned_policy_is_one_round_in_order(self):
+        second = "saved:/p/iteration_1/saved_policy"
+        module_profiles = [
+            _profile("a", {"heuristic": 100, self.learned: 150, second: 100}, 0),
+            _profile("b", {"heuristic": 500, self.learned: 500, second: 520}, 1),
+        ]
+        weights = training_weights.compute_bucket_weights(module_profiles, training_weights.WeightingConfig(), 2)
+        self.assertEqual(weights.policies, (self.learned, second))
+        theta1 = np.array([-1.0, 0.0])
+        theta2 = theta1 - np.array([0.0, 1.0])
+        p1, p2 = (np.exp(t) / np.exp(t).sum() for t in (theta1, theta2))
+        mixture = (2 * ((np.full(2, 0.5) + p1) / 2) + p2) / 3
+        np.testing.assert_allclose(weights.probabilities, mixture)
+
+    def test_learned_policies_are_taken_in_iteration_order_without_explorations(self):
+        names = [f"saved:/root/iteration_{i}/model/saved_policy" for i in (10, 2, 1)]
+        explorations = {f"{names[0]}+explore1": 90, "heuristic+explore2": 95}
+        module_profiles = [_profile("a", {"heuristic": 100, **{n: 100 for n in names}, **explorations}, 0)]
+        self.assertEqual(training_weights.learned_policies(module_profiles), names[::-1])
+
+    def test_modules_missing_or_failed_for_a_policy_are_skipped(self):
+        module_profiles = [
+            _profile("a", {"heuristic": 100}, 0),
+            _profile("b", {"heuristic": 500, self.learned: None}, 1),
+            _profile("c", {"heuristic": 900, self.learned: 1000}, 1),
+        ]
+        weights = training_weights.compute_bucket_weights(module_profiles, training_weights.WeightingConfig(), 2)
+        self.assertEqual(weights.bucket_regrets, ((0.0, 100.0),))
+
+    def test_uniform_mode_ignores_regret(self):
+        module_profiles = [_profile("b", {"heuristic": 500, self.learned: 900}, 1)]
+        config = training_weights.WeightingConfig(mode="uniform")
+        self.assertEqual(training_weights.compute_bucket_weights(module_profiles, config, 2).weights, (1.0, 1.0))
+
+    def test_label_out_of_range_names_the_module_and_the_fix(self):
+        module_profiles = [_profile("big", {"heuristic": 500, self.learned: 900}, 7)]
+        with self.assertRaisesRegex(ValueError, r"big.*profiles.size_bucket.partitions"):
+            training_weights.compute_bucket_weights(module_profiles, training_weights.WeightingConfig(), 2)
+
+
+@pytest.mark.integration
+def test_policy_trained_on_real_trajectories_clones_the_heuristic_and_compiles_real_modules(default_corpus, tmp_path):
+    from compiler_opt.distributed import local
+    from compiler_opt.rl import corpus, env, policies
+    from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+
+    modules = sorted(corpus.Corpus.load(default_corpus), key=lambda m: m.size_bytes)
+    modules = modules[len(modules) // 4 : len(modules) // 4 + 8]
+    out = str(tmp_path / "collected")
+    with local.LocalExecutor(2) as executor:
+        collection.collect(
+            modules, policies.parse_all(["heuristic"]), out, executor, max_exploration_steps=0, progress=False
+        )
+    records = os.path.join(out, collection.RECORDS_DIR, "*.tfrecord")
+    vocab = str(tmp_path / "vocab")
+    generate_vocab_lib.generate_vocab([records], vocab)
+    result = trainer_lib.train(
+        [records],
+        vocab,
+        str(tmp_path / "model"),
+        profiles_path=os.path.join(out, collection.PROFILES_FILE),
+        config=_small_config(num_steps=400, hidden_units=(64, 64)),
+    )
+    files = trajectory_dataset.list_trajectory_files([records])
+    agreement = trainer_lib.greedy_agreement(result.saved_policy_dir, files)
+    assert agreement >= 0.9, agreement
+
+    learned = policies.parse("saved:" + result.saved_policy_dir)
+    for module in modules[:4]:
+        played = env.compile_module(module, learned)
+        assert played.ok, played.error
+        policy = saved_policy.SavedPolicy.load(result.saved_policy_dir)
+        np.testing.assert_array_equal(played.actions, policy.action_batch(played.features))
