@@ -4,7 +4,8 @@ Spec strings:
   heuristic                 LLVM's -Oz heuristic: plays the compiler's own `inlining_default` decision.
   heuristic:threshold=N     the same heuristic compiled with `-mllvm -inline-threshold=N` (changes its decisions).
   saved:PATH                a TF-Agents SavedModel policy in MLGO layout (PATH is the `saved_policy` dir or its
-                            parent); greedy decisions; its probabilities guide exploration.
+                            parent); greedy decisions; its probabilities guide exploration. Loaded and checked
+                            when parsed: a wrong signature or NaN outputs raise saved_policy.PolicyLoadError.
   always / never            inline every / no call site (for tests and sanity checks).
 
 A policy has `name`, `extra_args` (compiler flags it needs) and `new_episode(header) -> decide`, where
@@ -22,11 +23,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from compiler_opt.rl import protocol
+# saved_policy imports TensorFlow only for a policy without its numpy sidecar. Imported here, before any binary parses
+# gin, because it registers gin configurables (features.FeatureConfig).
+from compiler_opt.rl import protocol, saved_policy
 from compiler_opt.rl.env import FeatureMismatchError
 from compiler_opt.rl.inlining.task import DEFAULT_DECISION_FEATURE
 
 Decide = Callable[[protocol.Observation], int]
+
+# Saved policies loaded in this process: a worker loads each model once, not once per module it compiles.
+_LOADED: dict = {}
 
 # Saved policies loaded in this process, by path: a worker loads each model once, not once per module.
 _LOADED: dict = {}
@@ -170,11 +176,10 @@ class SavedModelPolicy:
     @property
     def model(self):
         if self._model is None:
-            from compiler_opt.rl import (
-                saved_policy,
-            )  # TF is imported only when a saved policy is used.
-
-            self._model = saved_policy.SavedPolicy.load(self.path)
+            key = (self.path, os.stat(os.path.join(self.path, "saved_model.pb")).st_mtime_ns)
+            if key not in _LOADED:
+                _LOADED[key] = saved_policy.SavedPolicy.load(self.path)
+            self._model = _LOADED[key]
         return self._model
 
     def new_episode(self, header: protocol.Header) -> Decide:
@@ -185,6 +190,9 @@ class SavedModelPolicy:
                 f"policy {self.path} needs features the compiler does not send: {missing}. "
                 "Use the clang the policy was trained with (clang-22)."
             )
+        if header.all_scalar_int64:
+            decide_vector = model.vector_decider(header.feature_names)
+            return lambda obs: decide_vector(obs.int64_vector())
         return lambda obs: model.action(obs.features)
 
     def prob_inline(self, features: dict[str, np.ndarray]) -> np.ndarray:
@@ -206,7 +214,9 @@ def parse(spec: str):
     if spec == "never":
         return ConstantPolicy(0)
     if spec.startswith("saved:"):
-        return SavedModelPolicy(spec[len("saved:") :])
+        policy = SavedModelPolicy(spec[len("saved:") :])
+        policy.model  # noqa: B018 - loads and checks it (signature, NaN outputs) before any compile starts.
+        return policy
     raise PolicySpecError(
         f"unknown policy spec {spec!r}: use heuristic, heuristic:threshold=N, saved:PATH, always or never"
     )
