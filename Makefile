@@ -8,7 +8,7 @@ APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake
 CORPUS_DIR ?= build/default_corpus
 DEMO_DIR ?= demo_output
 
-.PHONY: setup apt venv corpus test lint format demo bench clean
+.PHONY: setup apt venv corpus test lint format demo plugin bench clean
 
 setup: apt venv
 
@@ -51,6 +51,19 @@ test: lint
 demo: corpus
 	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(CORPUS_DIR) --root_dir=$(DEMO_DIR) \
 	  --gin_files=gin_configs/bc_max.gin
+
+# Deploy a trained policy into stock clang-22: AOT-compile it and build the pass plugin.
+POLICY ?= $(DEMO_DIR)/iteration_1/model/saved_policy
+EXPORT_DIR ?= $(DEMO_DIR)/export
+plugin: setup
+	$(PY) -m compiler_opt.tools.export_model --policy=$(POLICY) --output_dir=$(EXPORT_DIR)
+
+# Benchmarks print JSON figures (bench/*.py); each sets up the default corpus if needed.
+bench: corpus
+	$(PY) bench/compile_overhead.py
+	$(PY) bench/collection.py
+	$(PY) bench/training.py
+	$(PY) bench/saved_policy.py
 
 clean:
 	rm -rf build $(DEMO_DIR)
