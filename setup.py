@@ -19,7 +19,5 @@ setuptools.setup(
     description="BC-MAX training of LLVM's ML inliner for code size, MLGO-compatible.",
     packages=setuptools.find_packages(include=["compiler_opt", "compiler_opt.*"]),
     python_requires=">=3.11,<3.12",
-    entry_points={
-        "console_scripts": [f"{name}={target}" for name, target in _CONSOLE_SCRIPTS.items()]
-    },
+    entry_points={"console_scripts": [f"{name}={target}" for name, target in _CONSOLE_SCRIPTS.items()]},
 )

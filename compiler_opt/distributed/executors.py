@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from absl import flags
 
+from compiler_opt.distributed import ray_executor  # Registers its gin configurables before parsing; imports no Ray.
 from compiler_opt.distributed.executor import Executor
 
 EXECUTORS = ("local", "ray")
@@ -24,7 +25,5 @@ def make(kind: str = "local", num_workers: int | None = None, ray_address: str =
 
         return local.LocalExecutor(num_workers)
     if kind == "ray":
-        from compiler_opt.distributed import ray_executor
-
         return ray_executor.RayExecutor(address=ray_address)
     raise ValueError(f"unknown executor {kind!r}: use one of {EXECUTORS}")
