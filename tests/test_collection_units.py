@@ -120,3 +120,10 @@ def test_profiles_round_trip_through_json(tmp_path):
 def test_missing_profiles_file_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="generate_bc_trajectories"):
         profiles.read_jsonl(str(tmp_path / "none.jsonl"))
+
+
+def test_a_damaged_profiles_file_names_the_line_and_the_fix(tmp_path):
+    path = tmp_path / "profiles.jsonl"
+    path.write_text('{"module": "m"\n')
+    with pytest.raises(ValueError, match=r"profiles.jsonl:1 is not a module profile.*rerun generate_bc_trajectories"):
+        profiles.read_jsonl(str(path))

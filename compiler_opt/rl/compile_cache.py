@@ -2,28 +2,37 @@
 
 A compile under a deterministic policy always gives the same trajectory and size, so collection reuses it across runs
 and BC-MAX iterations. Entries are `.npz` files (actions, one array per feature, JSON metadata) under
-`<dir>/<key[:2]>/<key>.npz`, written atomically. Only successful compiles are cached.
+`<dir>/<key[:2]>/<key>.npz`, written atomically. Only successful compiles are cached. A damaged entry is deleted and
+recomputed; an entry that cannot be written (full disk) is skipped with a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import json
 import os
 import subprocess
+import zipfile
 
 import numpy as np
+from absl import logging
 
 from compiler_opt.rl import atomic_file, env
+from compiler_opt.rl.inlining import task as task_lib
 
 _FORMAT_VERSION = "1"
 
 
 @functools.lru_cache(maxsize=8)
 def compiler_version(clang: str) -> str:
-    out = subprocess.run([clang, "--version"], capture_output=True, text=True, check=True).stdout
+    try:
+        out = subprocess.run([clang, "--version"], capture_output=True, text=True, check=True).stdout
+    except FileNotFoundError:
+        task_lib.find_tool(clang)
+        raise
     return out.splitlines()[0].strip() if out else clang
 
 
@@ -61,14 +70,15 @@ class CompileCache:
     def get(self, key: str) -> env.CompileResult | None:
         path = self._path(key)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 features = {name: data["f:" + name] for name in meta["feature_names"]}
                 actions = data["actions"]
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError):
-            os.unlink(path)  # A damaged entry is recomputed.
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # A damaged entry is recomputed.
             return None
         return env.CompileResult(
             module=meta["module"],
@@ -97,4 +107,7 @@ class CompileCache:
         np.savez_compressed(
             buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), actions=result.actions, **arrays
         )
-        atomic_file.write_bytes(self._path(key), buf.getvalue())
+        try:
+            atomic_file.write_bytes(self._path(key), buf.getvalue())
+        except OSError as e:  # A full or read-only cache disk costs speed, never a compile.
+            logging.warning("compile cache %s: entry not stored (%s)", self.directory, e)

@@ -94,5 +94,16 @@ def write_jsonl(path: str, profiles: Iterable[ModuleProfile]) -> None:
 def read_jsonl(path: str) -> list[ModuleProfile]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no profiles at {path}: run generate_bc_trajectories first")
+    result = []
     with open(path) as f:
-        return [ModuleProfile.from_json(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                result.append(ModuleProfile.from_json(line))
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(
+                    f"{path}:{number} is not a module profile ({e!r}); rerun generate_bc_trajectories with the same "
+                    "--output_dir to rewrite it from the per-module profiles"
+                ) from None
+    return result

@@ -1,0 +1,755 @@
+r"""Fault injection with figures: faults injected, handled as specified, and committed data lost (must be 0), per
+category of faults (issue #8). The specification of each behaviour is tests/faults/; this script injects more faults,
+at random points, and counts.
+
+Usage:
+  .venv/bin/python bench/faults.py [--seed=0] [--collection_kills=6] [--training_kills=2] [--loop_kills=3]
+      [--fuzz_streams=3000]
+
+Runs on small real modules of the default corpus (built if needed) with clang-22, and the fake compilers and helpers
+of tests/faults/. Categories and what "handled" means:
+  compiler      a fake clang-22 crashes (SIGSEGV), exits before the header, leaves a child process, exits without a
+                header, stalls, floods without reading advice, garbles or truncates the stream, or sends an unknown
+                dtype, on one module of a collection run: that module is committed as failed/timeout with the reason,
+                every other module as in a fault-free run, and no process or temporary directory is left.
+  input         damaged bitcode fails only its module; bad descriptions and .cmd files raise CorpusError naming the
+                file before any compile.
+  protocol      random, mutated, truncated and JSON-shaped streams through the decoder: each decodes or raises
+                ProtocolError, within 1 s.
+  interruption  SIGKILL of the process group of the collection binary (random commit point), of the trainer (after a
+                random checkpoint) and of the BC-MAX loop (random phase); the same command again gives the results of
+                an uninterrupted run, and training resumes from its checkpoint.
+  storage       full output disk, full compile-cache disk, damaged cache entries, half-written temporaries, a damaged
+                profile, damaged trajectory shards (vocab, training): clear error or repair, committed data intact.
+  tools         clang-22 / llvm-size-22 missing (collection, collection with cache, evaluation), saved_model_cli
+                missing, a clang without `inlining_default`: an error saying what to install, nothing committed.
+  policies      a saved policy with the wrong signature or NaN outputs is refused before any compile; one reading a
+                feature the compiler does not send stops at the header.
+data_lost counts modules whose committed result went missing, changed, got duplicated, or was committed as failed
+because of a fault that is not the module's own.
+
+Output (JSON): {"categories": {NAME: {"injected", "handled", "data_lost", "unhandled": [what]}}, "total": {...},
+"seconds"}.
+"""
+
+import contextlib
+import errno
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags, logging
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _REPO)  # the fault-injection helpers live in tests/faults/
+
+from compiler_opt.distributed import local  # noqa: E402
+from compiler_opt.rl import atomic_file, compile_cache, corpus, env, policies, protocol, saved_policy  # noqa: E402
+from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection  # noqa: E402
+from compiler_opt.rl.imitation_learning import profiles, trajectory_dataset  # noqa: E402
+from compiler_opt.rl.inlining import task as task_lib  # noqa: E402
+from compiler_opt.tools import evaluate_policy_lib, export_model_lib, generate_vocab_lib  # noqa: E402
+from tests import bc_test_data  # noqa: E402
+from tests.faults import injection  # noqa: E402
+
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of every random choice.")
+_COLLECTION_KILLS = flags.DEFINE_integer("collection_kills", 6, "SIGKILLs of the collection binary.")
+_TRAINING_KILLS = flags.DEFINE_integer("training_kills", 2, "SIGKILLs of the trainer.")
+_LOOP_KILLS = flags.DEFINE_integer("loop_kills", 3, "SIGKILLs of the BC-MAX loop.")
+_FUZZ_STREAMS = flags.DEFINE_integer("fuzz_streams", 3000, "Random streams through the protocol decoder.")
+
+BASELINES = ("heuristic", "heuristic:threshold=500")
+_TIMEOUT_S = 2.0
+
+
+class Tally:
+    """Counts per category."""
+
+    def __init__(self):
+        self.categories = {}
+
+    def record(self, category: str, what: str, handled: bool, lost: int = 0) -> None:
+        c = self.categories.setdefault(category, {"injected": 0, "handled": 0, "data_lost": 0, "unhandled": []})
+        c["injected"] += 1
+        c["handled"] += int(bool(handled))
+        c["data_lost"] += lost
+        if not handled:
+            c["unhandled"].append(what)
+        logging.info("%s / %s: %s, %d lost", category, what, "handled" if handled else "NOT HANDLED", lost)
+
+    def attempt(self, category: str, what: str, scenario) -> None:
+        """Runs `scenario() -> (handled, lost)`; an unexpected exception counts as not handled."""
+        try:
+            handled, lost = scenario()
+        except Exception as e:  # noqa: BLE001 - the figure must say what went wrong, not stop the benchmark.
+            handled, lost = False, 0
+            what = f"{what}: {type(e).__name__}: {e}"[:500]
+        self.record(category, what, handled, lost)
+
+
+@contextlib.contextmanager
+def _environment(path_first: str | None = None, path_only: str | None = None, tempdir: str | None = None):
+    """Temporarily puts a directory first on PATH (or makes it the whole PATH) and sets tempfile's directory."""
+    old_path, old_tempdir = os.environ["PATH"], tempfile.tempdir
+    if path_first:
+        os.environ["PATH"] = f"{path_first}{os.pathsep}{old_path}"
+    if path_only:
+        os.environ["PATH"] = path_only
+    if tempdir:
+        tempfile.tempdir = tempdir
+    compile_cache.compiler_version.cache_clear()
+    try:
+        yield
+    finally:
+        os.environ["PATH"], tempfile.tempdir = old_path, old_tempdir
+        compile_cache.compiler_version.cache_clear()
+
+
+def _collect(modules, output_dir, timeout_s=600.0, **kwargs):
+    with local.LocalExecutor(1) as executor:
+        return collection.collect(
+            modules,
+            policies.parse_all(BASELINES),
+            output_dir,
+            executor,
+            max_exploration_steps=0,
+            timeout_s=timeout_s,
+            progress=False,
+            **kwargs,
+        )
+
+
+def _by_module(output_dir):
+    return {p.module: p for p in profiles.read_jsonl(os.path.join(output_dir, collection.PROFILES_FILE))}
+
+
+def _lost(records, reference, names) -> int:
+    return sum(records.get(name) != reference[name] for name in names)
+
+
+def _files(directory):
+    result = {}
+    for path in glob.glob(os.path.join(directory, "**"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                result[os.path.relpath(path, directory)] = f.read()
+    return result
+
+
+def _no_leftovers(marker: str) -> bool:
+    try:
+        injection.assert_no_process_mentions(marker)
+    except AssertionError:
+        return False
+    return True
+
+
+def _run(module, args, **crash):
+    if crash:
+        command = ["-m", "tests.faults.crash_at", *(f"--{k}={v}" for k, v in crash.items()), "--", module, *args]
+    else:
+        command = ["-m", module, *args]
+    return subprocess.run(
+        [sys.executable, *command], cwd=_REPO, start_new_session=True, capture_output=True, text=True, timeout=1800
+    )
+
+
+# --- compiler ---------------------------------------------------------------------------------------------------
+
+_COMPILER_FAULTS = {
+    "crash": (env.FAILED, "clang exited with signal SIGSEGV"),
+    "exit_before_header": (env.FAILED, "exit code 70"),
+    "orphan": (env.FAILED, "exit code 70"),
+    "silent": (env.FAILED, "never sent the interactive-mode header"),
+    "stall": (env.TIMEOUT, "timeout"),
+    "flood": (env.TIMEOUT, "timeout"),
+    "garble": (env.FAILED, "protocol error: expected a JSON message line"),
+    "truncate": (env.FAILED, "protocol error: stream ended inside observation"),
+    "bad_dtype": (env.FAILED, "protocol error: feature 'sroa_savings' has unknown type 'bfloat16'"),
+}
+
+
+def compiler_faults(tally, modules, reference, work, rng):
+    for i, (mode, (status, reason)) in enumerate(_COMPILER_FAULTS.items()):
+        faulty = modules[i % len(modules)]
+
+        def scenario(mode=mode, status=status, reason=reason, faulty=faulty, i=i):
+            directory = os.path.join(work, f"compiler_{i}")
+            bin_dir, compile_tmp, out = (os.path.join(directory, d) for d in ("bin", "tmp", "out"))
+            os.makedirs(compile_tmp)
+            injection.write_fake_clang(bin_dir, mode, after=rng.randrange(3), only=faulty.bc_path)
+            with _environment(path_first=bin_dir, tempdir=compile_tmp):
+                _collect(modules, out, timeout_s=_TIMEOUT_S)
+            outcomes = _by_module(out)[faulty.name].results.values()
+            failed_right = all(o.status == status and reason in o.error for o in outcomes)
+            healthy = [m.name for m in modules if m is not faulty]
+            lost = _lost(injection.read_records(out), reference, healthy)
+            clean = os.listdir(compile_tmp) == [] and _no_leftovers(compile_tmp)
+            return failed_right and clean and lost == 0, lost
+
+        tally.attempt("compiler", mode, scenario)
+
+
+# --- input ------------------------------------------------------------------------------------------------------
+
+
+def _damage_description(root, change):
+    path = os.path.join(root, corpus.DESCRIPTION_FILE)
+    with open(path) as f:
+        description = json.load(f)
+    change(description)
+    with open(path, "w") as f:
+        json.dump(description, f)
+    return path
+
+
+def input_faults(tally, modules, reference, work):
+    def damaged_bitcode(kind):
+        root = injection.copy_corpus(os.path.join(work, f"input_{kind}"), modules)
+        specs = list(corpus.Corpus.load(root))
+        damaged = specs[1]
+        size = os.path.getsize(damaged.bc_path)
+        with open(damaged.bc_path, "r+b") as f:
+            if kind == "truncated":
+                f.truncate(size // 2)
+            else:
+                f.write(random.Random(size).randbytes(size))
+        out = os.path.join(root, "..", f"out_{kind}")
+        summary = _collect(specs, out)
+        error = _by_module(out)[damaged.name].results["heuristic"].error
+        lost = _lost(injection.read_records(out), reference, [m.name for m in specs if m is not damaged])
+        return summary["failed_modules"] == [damaged.name] and "error:" in error and lost == 0, lost
+
+    for kind in ("truncated", "random_bytes"):
+        tally.attempt("input", f"bitcode {kind}", lambda kind=kind: damaged_bitcode(kind))
+
+    def first_files(root):
+        return corpus.module_files(root, modules[0].name)
+
+    def write(path, data):
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    bad_corpora = {
+        "cmd without -cc1": lambda root: write(first_files(root)[1], b"-Oz\0-c\0"),
+        "missing .cmd": lambda root: (os.unlink(first_files(root)[1]), first_files(root)[1])[1],
+        "missing .bc": lambda root: (os.unlink(first_files(root)[0]), first_files(root)[0])[1],
+        "empty corpus": lambda root: _damage_description(root, lambda d: d.update(modules=[])),
+        "duplicate names": lambda root: _damage_description(root, lambda d: d.update(modules=d["modules"] * 2)),
+        "name leaving the corpus": lambda root: _damage_description(root, lambda d: d.update(modules=["../x"])),
+        "thinlto true": lambda root: _damage_description(root, lambda d: d.update(has_thinlto=True)),
+        "thinlto unknown": lambda root: _damage_description(root, lambda d: d.update(has_thinlto="unknown")),
+        "thinlto null": lambda root: _damage_description(root, lambda d: d.update(has_thinlto=None)),
+        "description not JSON": lambda root: write(os.path.join(root, corpus.DESCRIPTION_FILE), b"{not json"),
+    }
+    for i, (what, damage) in enumerate(bad_corpora.items()):
+
+        def scenario(damage=damage, i=i):
+            root = injection.copy_corpus(os.path.join(work, f"bad_corpus_{i}"), modules[:2])
+            named = damage(root)
+            try:
+                corpus.Corpus.load(root)
+            except corpus.CorpusError as e:
+                return named in str(e), 0
+            return False, 0
+
+        tally.attempt("input", what, scenario)
+
+
+# --- protocol ---------------------------------------------------------------------------------------------------
+
+
+def _random_json(rng, depth=0):
+    kind = rng.randrange(8 if depth < 3 else 5)
+    keys = ["features", "advice", "name", "type", "shape", "observation", "context", "x"]
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, False])
+    if kind == 2:
+        return rng.randint(-(2**66), 2**66) if rng.random() < 0.3 else rng.randint(-3, 5)
+    if kind == 3:
+        return rng.choice(["int64_t", "float", "bfloat16", "", "a", "inlining_default"])
+    if kind == 4:
+        return rng.random() * 1e6
+    if kind == 5:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(keys): _random_json(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+def _valid_stream(rng):
+    spec = {"type": "int64_t", "port": 0, "shape": [1]}
+    names = [f"f{i}" for i in range(rng.randint(1, 4))]
+    header = {"features": [dict(spec, name=n) for n in names], "advice": dict(spec, name="inlining_decision")}
+    parts = [json.dumps(header).encode() + b"\n"]
+    for i in range(rng.randint(0, 4)):
+        if rng.random() < 0.3:
+            parts.append(b'{"context": "f"}\n')
+        payload = b"".join(rng.randint(-(2**40), 2**40).to_bytes(8, "little", signed=True) for _ in names)
+        parts.append(json.dumps({"observation": i}).encode() + b"\n" + payload + b"\n")
+    return b"".join(parts)
+
+
+def _stream(rng, kind):
+    if kind == "random bytes":
+        return rng.randbytes(rng.randrange(400))
+    if kind == "json":
+        lines = [json.dumps(_random_json(rng)).encode() for _ in range(rng.randint(1, 4))]
+        return b"\n".join(lines) + b"\n" + rng.randbytes(rng.randrange(32))
+    stream = bytearray(_valid_stream(rng))
+    if kind == "mutated":
+        for _ in range(rng.randint(1, 4)):
+            stream[rng.randrange(len(stream))] = rng.randrange(256)
+        return bytes(stream)
+    return bytes(stream[: rng.randrange(len(stream) + 1)]) + rng.randbytes(rng.randrange(16))
+
+
+def protocol_faults(tally, rng, count):
+    kinds = ("random bytes", "json", "mutated", "truncated")
+    slowest = 0.0
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        data = _stream(rng, kind)
+        chunk = rng.randint(1, 97)
+        start = time.monotonic()
+        try:
+            decoder = protocol.StreamDecoder()
+            for j in range(0, len(data), chunk):
+                decoder.feed(data[j : j + chunk])
+                while decoder.next_message() is not None:
+                    pass
+            decoder.finish()
+            handled = True
+        except protocol.ProtocolError:
+            handled = True
+        except Exception as e:  # noqa: BLE001 - any other exception is a decoder bug, counted.
+            handled = False
+            kind = f"{kind}: {e!r} on {data[:120]!r}"
+        seconds = time.monotonic() - start
+        slowest = max(slowest, seconds)
+        tally.record("protocol", kind, handled and seconds < 1.0)
+    for what, data in (
+        ("deeply nested header", b"[" * 100_000 + b"\n"),
+        ("line without newline", b"x" * (protocol.StreamDecoder.MAX_LINE + 2)),
+    ):
+        try:
+            decoder = protocol.StreamDecoder()
+            decoder.feed(data)
+            decoder.next_message()
+            decoder.finish()
+            tally.record("protocol", what, False)
+        except protocol.ProtocolError:
+            tally.record("protocol", what, True)
+        except Exception as e:  # noqa: BLE001
+            tally.record("protocol", f"{what}: {e!r}", False)
+    return slowest
+
+
+# --- interruption -----------------------------------------------------------------------------------------------
+
+
+def _collection_args(data_path, out):
+    return [
+        f"--data_path={data_path}",
+        f"--output_dir={out}",
+        "--num_workers=1",
+        *(f"--baselines={b}" for b in BASELINES),
+        "--gin_bindings=generate_bc_trajectories.collect.progress=False",
+        "--gin_bindings=generate_bc_trajectories.collect.max_exploration_steps=0",
+    ]
+
+
+def _events(stderr: str) -> int:
+    return int(re.search(r"crash_at: (\d+) events", stderr).group(1))
+
+
+def interruption_collection(tally, modules, work, rng, kills):
+    module = "compiler_opt.rl.imitation_learning.generate_bc_trajectories"
+    data_path = injection.copy_corpus(os.path.join(work, "kill_corpus"), modules)
+    reference_dir = os.path.join(work, "kill_reference")
+    uninterrupted = _run(module, _collection_args(data_path, reference_dir), event=-1)
+    if uninterrupted.returncode != 0:
+        raise RuntimeError(uninterrupted.stderr[-2000:])
+    events = _events(uninterrupted.stderr)
+    reference = injection.read_records(reference_dir)
+    for k in range(kills):
+        event = rng.randrange(events)
+
+        def scenario(event=event, k=k):
+            out = os.path.join(work, f"kill_collection_{k}")
+            killed = _run(module, _collection_args(data_path, out), event=event)
+            if killed.returncode != -signal.SIGKILL:
+                raise RuntimeError(f"not killed at event {event}: {killed.stderr[-500:]}")
+            finished = _run(module, _collection_args(data_path, out))
+            try:
+                records = injection.read_records(out)
+            except AssertionError:
+                return False, len(modules)
+            listed = [p.module for p in profiles.read_jsonl(os.path.join(out, collection.PROFILES_FILE))]
+            lost = _lost(records, reference, list(reference)) + len(listed) - len(set(listed))
+            clean = not glob.glob(os.path.join(out, "**", ".tmp-*"), recursive=True)
+            return finished.returncode == 0 and clean and sorted(listed) == sorted(reference) and lost == 0, lost
+
+        tally.attempt("interruption", f"collection killed at commit event {event}/{events}", scenario)
+
+
+def interruption_training(tally, work, rng, kills):
+    module = "compiler_opt.rl.imitation_learning.weighted_bc_trainer"
+    files = bc_test_data.write_heuristic_shards(os.path.join(work, "kill_training_data"), shards=1, modules_per_shard=4)
+    vocab = os.path.join(work, "kill_training_vocab")
+    generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=100))
+    settings = ("num_steps=500", "checkpoint_interval=100", "summary_interval=100", "batch_size=32")
+    settings += ("hidden_units=(8,)", "shuffle_buffer_size=1024")
+    for k in range(kills):
+        checkpoint = rng.randint(1, 4)
+
+        def scenario(checkpoint=checkpoint, k=k):
+            root = os.path.join(work, f"kill_training_{k}")
+            args = [f"--trajectories={files[0]}", f"--vocab_dir={vocab}", f"--root_dir={root}"]
+            args += [f"--gin_bindings=weighted_bc.TrainerConfig.{s}" for s in settings]
+            killed = _run(module, args, checkpoint=checkpoint)
+            if killed.returncode != -signal.SIGKILL:
+                raise RuntimeError(f"not killed after checkpoint {checkpoint}: {killed.stderr[-500:]}")
+            finished = _run(module, args)
+            resumed = re.search(r"Resumed from \S+ at step (\d+)", finished.stderr)
+            step = int(resumed.group(1)) if resumed else 0
+            with open(os.path.join(root, "training_summary.json")) as f:
+                steps = json.load(f)["steps"]
+            saved_policy.SavedPolicy.load(os.path.join(root, "saved_policy"))
+            lost = int(step < 100 * checkpoint)
+            return finished.returncode == 0 and steps == 500 and lost == 0, lost
+
+        tally.attempt("interruption", f"training killed after checkpoint {checkpoint}", scenario)
+
+
+def interruption_loop(tally, modules, work, rng, kills):
+    module = "compiler_opt.rl.imitation_learning.bc_max"
+    data_path = injection.copy_corpus(os.path.join(work, "loop_corpus"), modules)
+    held_out = {m.name for m in corpus.Corpus.load(data_path).split(0.2)[1]}
+    train = [m for m in corpus.Corpus.load(data_path) if m.name not in held_out]
+    reference = injection.read_records(_reference_dir(train, os.path.join(work, "loop_reference")))
+    bindings = (
+        "weighted_bc.TrainerConfig.num_steps=40",
+        "weighted_bc.TrainerConfig.checkpoint_interval=10",
+        "weighted_bc.TrainerConfig.batch_size=32",
+        "weighted_bc.TrainerConfig.hidden_units=(8,)",
+        "generate_vocab.VocabConfig.num_buckets=100",
+        "generate_bc_trajectories.collect.progress=False",
+        "evaluate_policy.evaluate.progress=False",
+        "bc_max.run.progress=False",
+        "bc_max.run.evaluate_train=False",
+    )
+    points = [
+        {"match": "/profiles/", "event": 3},
+        {"match": "vocab", "event": 1},
+        {"checkpoint": 2},
+        {"match": "saved_policy", "event": 0},
+        {"match": "eval_held_out", "event": 0},
+        {"match": "iteration.json", "event": 0},
+    ]
+    for k, point in enumerate(rng.sample(points, min(kills, len(points)))):
+
+        def scenario(point=point, k=k):
+            root = os.path.join(work, f"kill_loop_{k}")
+            args = [f"--data_path={data_path}", f"--root_dir={root}", "--iterations=1", "--max_exploration_steps=0"]
+            args += ["--num_workers=1", *(f"--baselines={b}" for b in BASELINES), "--gin_files=gin_configs/bc_max.gin"]
+            args += [f"--gin_bindings={b}" for b in bindings]
+            killed = _run(module, args, **point)
+            if killed.returncode != -signal.SIGKILL:
+                raise RuntimeError(f"not killed at {point}: {killed.stderr[-500:]}")
+            finished = _run(module, args)
+            it_dir = os.path.join(root, "iteration_1")
+            records = injection.read_records(os.path.join(it_dir, "trajectories"))
+            lost = _lost(records, reference, list(reference))
+            with open(os.path.join(it_dir, "eval_held_out.csv")) as f:
+                evaluated = [line.split(",")[0] for line in f.read().splitlines()[1:]]
+            done = os.path.isfile(os.path.join(it_dir, "iteration.json"))
+            return finished.returncode == 0 and done and sorted(evaluated) == sorted(held_out) and lost == 0, lost
+
+        tally.attempt("interruption", f"BC-MAX loop killed at {point}", scenario)
+
+
+def _reference_dir(modules, out):
+    _collect(modules, out)
+    return out
+
+
+# --- storage ----------------------------------------------------------------------------------------------------
+
+
+def storage_faults(tally, modules, reference, work):
+    def full_disk():
+        with injection.FillableDisk(os.path.join(work, "disk")) as disk:
+            out = os.path.join(disk.path, "out")
+            _collect(modules[:2], out)
+            committed = _files(out)
+            disk.fill()
+            try:
+                _collect(modules, out)
+                raised = False
+            except Exception as e:  # noqa: BLE001 - the error type depends on the writer (OSError, TF's).
+                raised = "No space left on device" in str(e)
+            lost = sum(committed.get(k) != v for k, v in _files(out).items() if k in committed)
+            lost += len(set(committed) - set(_files(out)))
+            disk.free()
+            _collect(modules, out)
+            lost += _lost(injection.read_records(out), reference, [m.name for m in modules])
+            return raised and lost == 0, lost
+
+    tally.attempt("storage", f"full output disk ({'tmpfs' if injection.can_mount_tmpfs() else 'ENOSPC'})", full_disk)
+
+    def full_cache_disk():
+        cache_dir = os.path.join(work, "full_cache")
+        write_bytes = atomic_file.write_bytes
+
+        def no_space_in_cache(path, data):
+            if path.startswith(cache_dir + os.sep):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+            write_bytes(path, data)
+
+        atomic_file.write_bytes = no_space_in_cache
+        try:
+            summary = _collect(modules, os.path.join(work, "full_cache_out"), cache_dir=cache_dir)
+        finally:
+            atomic_file.write_bytes = write_bytes
+        return summary["failed_modules"] == [], len(summary["failed_modules"])
+
+    tally.attempt("storage", "full compile-cache disk", full_cache_disk)
+
+    for damage in (b"", b"PK\x03\x04 half of an npz", b"\x93NUMPY garbage"):
+
+        def damaged_cache(damage=damage):
+            cache_dir = os.path.join(work, f"cache_{len(damage)}")
+            _collect(modules[:2], os.path.join(cache_dir, "..", f"cache_fill_{len(damage)}"), cache_dir=cache_dir)
+            for entry in glob.glob(os.path.join(cache_dir, "*", "*.npz")):
+                with open(entry, "wb") as f:
+                    f.write(damage)
+            out = os.path.join(work, f"cache_out_{len(damage)}")
+            summary = _collect(modules[:2], out, cache_dir=cache_dir)
+            lost = _lost(injection.read_records(out), reference, [m.name for m in modules[:2]])
+            return summary["failed_modules"] == [] and lost == 0, lost
+
+        tally.attempt("storage", f"damaged cache entries ({damage[:6]!r})", damaged_cache)
+
+    def half_written():
+        out = os.path.join(work, "half_written")
+        _collect(modules[:1], out)
+        key = collection.module_key(modules[1].name)
+        leftovers = [
+            os.path.join(out, collection.RECORDS_DIR, f".tmp-x1-{key}.tfrecord"),
+            os.path.join(out, collection.PROFILES_DIR, f".tmp-x2-{key}.json"),
+            os.path.join(out, f".tmp-x3-{collection.PROFILES_FILE}"),
+        ]
+        for path in leftovers:
+            with open(path, "wb") as f:
+                f.write(b"\x0a\x03half")
+        _collect(modules, out)
+        lost = _lost(injection.read_records(out), reference, [m.name for m in modules])
+        return not any(map(os.path.exists, leftovers)) and lost == 0, lost
+
+    tally.attempt("storage", "half-written temporaries", half_written)
+
+    def damaged_profile():
+        out = os.path.join(work, "damaged_profile")
+        _collect(modules[:2], out)
+        path = os.path.join(out, collection.PROFILES_DIR, collection.module_key(modules[0].name) + ".json")
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+        committed = _files(out)
+        try:
+            _collect(modules, out)
+            return False, 0
+        except ValueError as e:
+            lost = int(_files(out) != committed)
+            return path in str(e) and "delete it" in str(e) and lost == 0, lost
+
+    tally.attempt("storage", "damaged profile", damaged_profile)
+
+    def damaged_shard(step):
+        from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
+
+        directory = os.path.join(work, f"shards_{step}")
+        files = bc_test_data.write_heuristic_shards(os.path.join(directory, "data"), shards=2, modules_per_shard=3)
+        vocab = os.path.join(directory, "vocab")
+        generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=50))
+        root = os.path.join(directory, "model")
+        small = dict(batch_size=32, hidden_units=(8,), shuffle_buffer_size=256, checkpoint_interval=10)
+        if step == "training":
+            trainer_lib.train(files, vocab, root, config=trainer_lib.TrainerConfig(num_steps=10, **small))
+        committed = {k: v for k, v in _files(root).items() if not k.startswith("train/")}
+        with open(files[1], "r+b") as f:
+            f.seek(os.path.getsize(files[1]) // 2)
+            f.write(b"\xff\x00\xff")
+        try:
+            if step == "training":
+                trainer_lib.train(files, vocab, root, config=trainer_lib.TrainerConfig(num_steps=20, **small))
+            else:
+                generate_vocab_lib.generate_vocab(files, os.path.join(directory, "vocab2"))
+            return False, 0
+        except trajectory_dataset.TrajectoryError as e:
+            lost = int({k: v for k, v in _files(root).items() if not k.startswith("train/")} != committed)
+            return files[1] in str(e) and lost == 0, lost
+
+    for step in ("vocab", "training"):
+        tally.attempt("storage", f"damaged trajectory shard ({step})", lambda step=step: damaged_shard(step))
+
+
+# --- tools ------------------------------------------------------------------------------------------------------
+
+
+def tool_faults(tally, modules, work):
+    tools = ("clang-22", "llvm-size-22")
+    for missing in tools:
+        for run in ("collection", "collection with cache", "evaluation"):
+
+            def scenario(missing=missing, run=run):
+                name = f"tools_{missing}_{run.replace(' ', '_')}"
+                path_dir = os.path.join(work, name, "path")
+                os.makedirs(path_dir)
+                for other in set(tools) - {missing}:
+                    os.symlink(shutil.which(other), os.path.join(path_dir, other))
+                out = os.path.join(work, name, "out")
+                with _environment(path_only=path_dir):
+                    try:
+                        if run == "evaluation":
+                            with local.LocalExecutor(1) as executor:
+                                evaluate_policy_lib.evaluate(
+                                    modules, policies.parse("heuristic"), executor, progress=False
+                                )
+                        else:
+                            cache = os.path.join(work, name, "cache") if "cache" in run else None
+                            _collect(modules, out, cache_dir=cache)
+                        return False, 0
+                    except task_lib.ToolError as e:
+                        committed = glob.glob(os.path.join(out, collection.PROFILES_DIR, "*.json"))
+                        said = f"'{missing}' was not found" in str(e) and "apt-get install clang-22" in str(e)
+                        return said and not committed, len(committed)
+
+            tally.attempt("tools", f"{missing} missing ({run})", scenario)
+
+    def no_saved_model_cli():
+        name = "tensorflow.python.tools.saved_model_cli"
+        saved = sys.modules.get(name, "absent")
+        sys.modules[name] = None
+        try:
+            export_model_lib.aot_compile(os.path.join(work, "nowhere"), os.path.join(work, "aot"), "x86_64-pc-linux")
+            return False, 0
+        except export_model_lib.ExportError as e:
+            return "make setup" in str(e), 0
+        finally:
+            if saved == "absent":
+                del sys.modules[name]
+            else:
+                sys.modules[name] = saved
+
+    tally.attempt("tools", "saved_model_cli missing", no_saved_model_cli)
+
+    def no_inlining_default():
+        bin_dir = os.path.join(work, "no_default_bin")
+        injection.write_fake_clang(bin_dir, "no_default")
+        out = os.path.join(work, "no_default_out")
+        with _environment(path_first=bin_dir):
+            try:
+                _collect(modules, out)
+                return False, 0
+            except env.FeatureMismatchError as e:
+                committed = glob.glob(os.path.join(out, collection.PROFILES_DIR, "*.json"))
+                return "Use clang-22" in str(e) and not committed, len(committed)
+
+    tally.attempt("tools", "clang without inlining_default", no_inlining_default)
+
+
+# --- policies ---------------------------------------------------------------------------------------------------
+
+
+def policy_faults(tally, modules, work):
+    bad = {
+        "wrong signature": injection.write_wrong_signature_policy(os.path.join(work, "wrong_signature")),
+        "NaN outputs": injection.write_nan_policy(os.path.join(work, "nan_policy")),
+    }
+    data_path = injection.copy_corpus(os.path.join(work, "policy_corpus"), modules[:2])
+    for what, path in bad.items():
+
+        def scenario(path=path, what=what):
+            log = os.path.join(work, f"clang_{what.replace(' ', '_')}.log")
+            bin_dir = os.path.join(work, f"bin_{what.replace(' ', '_')}")
+            injection.write_fake_clang(bin_dir, "passthrough", log=log)
+            output = os.path.join(work, f"eval_{what.replace(' ', '_')}")
+            with _environment(path_first=bin_dir):
+                proc = _run(
+                    "compiler_opt.tools.evaluate_policy",
+                    [f"--data_path={data_path}", f"--policy=saved:{path}", f"--output={output}", "--num_workers=1"],
+                )
+            refused = proc.returncode != 0 and "PolicyLoadError" in proc.stderr and path in proc.stderr
+            return refused and not os.path.exists(log), 0
+
+        tally.attempt("policies", f"{what} (evaluate_policy binary)", scenario)
+
+    def feature_mismatch():
+        policy_dir = os.path.join(work, "stub_policy")
+        os.makedirs(policy_dir)
+        open(os.path.join(policy_dir, "saved_model.pb"), "wb").close()
+        policy = policies.SavedModelPolicy(policy_dir)
+        policy._model = saved_policy.SavedPolicy(policy_dir, ("callee_users", "magic_feature"), None, None)
+        header = protocol.Header(
+            features=(protocol.TensorSpec("callee_users", "<i8", (1,)),),
+            advice=protocol.TensorSpec("inlining_decision", "<i8", (1,)),
+        )
+        try:
+            policy.new_episode(header)
+            return False, 0
+        except env.FeatureMismatchError as e:
+            return "magic_feature" in str(e), 0
+
+    tally.attempt("policies", "reads a feature the compiler does not send", feature_mismatch)
+
+
+def main(argv):
+    del argv
+    from compiler_opt.tools import make_default_corpus_lib
+
+    logging.set_verbosity(logging.WARNING)
+    start = time.monotonic()
+    rng = random.Random(_SEED.value)
+    by_name = {m.name: m for m in corpus.Corpus.load(make_default_corpus_lib.default_corpus_dir())}
+    modules = [by_name[name] for name in injection.SMALL_MODULES[:4]]
+    tally = Tally()
+    with tempfile.TemporaryDirectory(prefix="bcmax-faults-") as work:
+        reference = injection.read_records(_reference_dir(modules, os.path.join(work, "reference")))
+        compiler_faults(tally, modules, reference, work, rng)
+        input_faults(tally, modules, reference, work)
+        slowest = protocol_faults(tally, rng, _FUZZ_STREAMS.value)
+        storage_faults(tally, modules, reference, work)
+        tool_faults(tally, modules, work)
+        policy_faults(tally, modules, work)
+        interruption_collection(tally, modules, work, rng, _COLLECTION_KILLS.value)
+        interruption_training(tally, work, rng, _TRAINING_KILLS.value)
+        five = [by_name[name] for name in injection.SMALL_MODULES]
+        interruption_loop(tally, five, work, rng, _LOOP_KILLS.value)
+    total = {key: sum(c[key] for c in tally.categories.values()) for key in ("injected", "handled", "data_lost")}
+    print(
+        json.dumps(
+            {
+                "benchmark": "faults",
+                "seed": _SEED.value,
+                "categories": tally.categories,
+                "total": total,
+                "slowest_decode_seconds": round(slowest, 4),
+                "seconds": round(time.monotonic() - start, 1),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,188 @@
+"""Fault-injection helpers shared by the tests in tests/faults/ and by bench/faults.py.
+
+- `write_fake_clang`: an executable stand-in for clang-22 that misbehaves in one way (see fake_compiler.py).
+- `copy_corpus`: an MLGO corpus of copies (never links) of real modules, safe to damage.
+- `processes_mentioning`: live processes whose command line contains a marker (to find leftovers).
+- `read_records`: a collection's trajectory records by module, for comparing runs.
+- `FillableDisk`: a directory whose file system can be filled up (a tmpfs, or a stand-in).
+- `write_wrong_signature_policy`, `write_nan_policy`: saved policies that must be refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+from compiler_opt.rl import atomic_file, corpus
+
+# Small real modules of the default corpus (pinned sources), each with a few inlining decisions; the last one falls
+# on the held-out side of the default 0.2 split.
+SMALL_MODULES = (
+    "zstd/common/zstd_common",
+    "brotli/enc/histogram",
+    "brotli/enc/encoder_dict",
+    "zstd/compress/hist",
+    "brotli/common/transform",
+)
+FAKE_COMPILER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_compiler.py")
+REAL_CLANG = "/usr/bin/clang-22"
+
+
+def write_fake_clang(
+    directory: str, mode: str, *, after: int = 1, only: str = "", log: str = "", name: str = "clang-22"
+) -> str:
+    """Writes `directory/name`, a clang-22 that misbehaves as `mode` (fake_compiler.py); returns its path."""
+    real = shutil.which("clang-22") or REAL_CLANG
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    command = [sys.executable, FAKE_COMPILER, f"--mode={mode}", f"--real={real}", f"--after={after}"]
+    command += [f"--only={only}", f"--log={log}"]
+    with open(path, "w") as f:
+        f.write(f'#!/bin/sh\nexec {shlex.join(command)} -- "$@"\n')
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def copy_corpus(root: str, modules) -> str:
+    """Writes an MLGO corpus in `root` holding copies of `modules` (ModuleSpecs); returns `root`."""
+    for module in modules:
+        bc_path, cmd_path = corpus.module_files(root, module.name)
+        os.makedirs(os.path.dirname(bc_path), exist_ok=True)
+        shutil.copyfile(module.bc_path, bc_path)
+        shutil.copyfile(module.bc_path[: -len(".bc")] + ".cmd", cmd_path)
+    corpus.write_corpus_description(root, [m.name for m in modules])
+    return root
+
+
+def processes_mentioning(marker: str) -> list[tuple[int, str]]:
+    """(pid, command line) of live processes other than this one whose command line contains `marker`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline and int(pid) != os.getpid():
+            found.append((int(pid), cmdline))
+    return found
+
+
+def assert_no_process_mentions(marker: str, grace_s: float = 5.0) -> None:
+    """Killed processes may take a moment to leave /proc; one still there after `grace_s` is a leak."""
+    deadline = time.monotonic() + grace_s
+    while (left := processes_mentioning(marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left == [], f"processes left behind: {left}"
+
+
+def read_records(output_dir: str) -> dict[str, object]:
+    """{module name: tf.train.SequenceExample} of a collection's records; a module seen twice raises."""
+    import tensorflow as tf
+
+    result = {}
+    for path in sorted(glob.glob(os.path.join(output_dir, "records", "*.tfrecord"))):
+        for raw in tf.data.TFRecordDataset(path):
+            example = tf.train.SequenceExample.FromString(raw.numpy())
+            name = example.context.feature["module_name"].bytes_list.value[0].decode()
+            if name in result:
+                raise AssertionError(f"module {name} has two records")
+            result[name] = example
+    return result
+
+
+def can_mount_tmpfs() -> bool:
+    with tempfile.TemporaryDirectory() as probe:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True)
+        if ok.returncode != 0:
+            return False
+        subprocess.run(["umount", probe], check=True)
+    return True
+
+
+class FillableDisk:
+    """A directory whose file system can be filled up and freed again (a context manager).
+
+    A tmpfs of `size` mounted at `path` when this process may mount one (`real` is True); otherwise a stand-in that
+    makes every atomic_file write raise ENOSPC while "full" (TensorFlow's own writers are not covered then).
+    """
+
+    def __init__(self, path: str, size: str = "4m"):
+        self.path, self.size = path, size
+        self.real = can_mount_tmpfs()
+        self._filler = None
+        self._write_with = None
+
+    def __enter__(self):
+        os.makedirs(self.path, exist_ok=True)
+        if self.real:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size}", "tmpfs", self.path], check=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.free()
+        if self.real:
+            subprocess.run(["umount", "-l", self.path], check=False, capture_output=True)
+
+    def fill(self) -> None:
+        if self.real:
+            self._filler = os.path.join(self.path, "filler")
+            with open(self._filler, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                except OSError:
+                    pass
+            return
+
+        def no_space(path, write):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+        self._write_with = atomic_file.write_with
+        atomic_file.write_with = no_space
+
+    def free(self) -> None:
+        if self._filler:
+            os.unlink(self._filler)
+            self._filler = None
+        if self._write_with:
+            atomic_file.write_with = self._write_with
+            self._write_with = None
+
+
+def write_wrong_signature_policy(directory: str) -> str:
+    """A SavedModel whose only signature is `serving_default` (float32 in, float32 out); returns its directory."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.scale = tf.Variable(2.0)
+    module.serve = tf.function(lambda x: {"y": x * module.scale}, input_signature=[tf.TensorSpec([1], tf.float32)])
+    path = os.path.join(directory, "saved_policy")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path
+
+
+def write_nan_policy(directory: str) -> str:
+    """A policy in MLGO layout, written by the trainer's exporter, whose logits are NaN; returns its saved_policy."""
+    import numpy as np
+
+    from compiler_opt.rl.imitation_learning import policy_network
+    from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
+    from compiler_opt.rl.inlining import features as features_lib
+
+    names = ("callee_basic_block_count", "cost_estimate")
+    quantiles = tuple(np.arange(1, 9, dtype=np.float32) for _ in names)
+    normalization = features_lib.Normalization(names, quantiles, features_lib.FeatureConfig(dropped_features=()))
+    network = policy_network.InliningPolicyNetwork(normalization, hidden_units=(4,), activation="relu")
+    network.create_variables()
+    network.trainable_variables[-1].assign(np.full(2, np.nan, np.float32))
+    saved, _ = trainer_lib.export_policies(network, directory)
+    return saved
