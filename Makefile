@@ -64,6 +64,7 @@ bench: corpus
 	$(PY) bench/collection.py
 	$(PY) bench/training.py
 	$(PY) bench/saved_policy.py
+	$(PY) bench/faults.py
 
 clean:
 	rm -rf build $(DEMO_DIR)
