@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 
 from compiler_opt.rl import protocol
 
-_HEADER_PATH = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "reference", "clang22_interactive_header.json"
-)
+# The header clang-22 22.1.8 sends in interactive mode (recorded once from the real compiler).
+_HEADER_PATH = os.path.join(os.path.dirname(__file__), "testdata", "clang22_interactive_header.json")
 
 
 def _header_line(features=(("a", "int64_t", [1]), ("b", "int64_t", [1]))) -> bytes:
