@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-_HEADER = os.path.join("/work/shared/reference", "clang22_interactive_header.json")
+_HEADER = os.path.join(os.path.dirname(__file__), "testdata", "clang22_interactive_header.json")
 RULE_FEATURE = "callee_basic_block_count"
 # Rank r of callee_basic_block_count v among these quantiles: #{q <= v} / 8, so v <= 2 gives r <= 0.5 and v >= 3
 # gives r >= 0.75; inlining iff 10 r < 5.5 leaves a margin of >= 0.5 between the logits. The quantiles repeat, as
@@ -24,7 +24,7 @@ QUANTILE_BOUNDARIES = (8, 5)
 
 
 def clang22_release_features() -> tuple[str, ...]:
-    """clang-22's inliner features without `inlining_default` (sorted), from the reference header if present."""
+    """clang-22's inliner features without `inlining_default` (sorted), from the recorded header if present."""
     if os.path.isfile(_HEADER):
         with open(_HEADER) as f:
             names = [feature["name"] for feature in json.load(f)["features"]]
