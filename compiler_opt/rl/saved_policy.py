@@ -244,6 +244,12 @@ class SavedPolicy:
         return self._logits is not None
 
     @classmethod
+    def from_params(cls, name: str, params: FastPolicyParams) -> SavedPolicy:
+        """A policy evaluated in numpy from `params` alone, without a SavedModel (e.g. ES's perturbed policies); it
+        decides exactly as an exported policy whose sidecar holds `params`. `name` stands for the path in messages."""
+        return cls(name, params.normalization.feature_names, _NumpyLogits(params), None)
+
+    @classmethod
     def load(
         cls, path: str, *, available_features: Iterable[str] | None = None, allow_fast_path: bool = True
     ) -> SavedPolicy:
