@@ -61,11 +61,7 @@ def collect(modules, executor, out):
 
 def main(argv):
     del argv
-    data_path = _DATA_PATH.value
-    if data_path is None:
-        from compiler_opt.tools import make_default_corpus_lib
-
-        data_path = make_default_corpus_lib.default_corpus_dir()
+    data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     modules = module_selection.select(data_path, max_modules=_MAX_MODULES.value)
     num_workers = _NUM_WORKERS.value or os.cpu_count()
     nodes = _RAY_LOOPBACK_NODES.value

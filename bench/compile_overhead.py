@@ -22,11 +22,7 @@ _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of 
 
 def main(argv):
     del argv
-    data_path = _DATA_PATH.value
-    if data_path is None:
-        from compiler_opt.tools import make_default_corpus_lib
-
-        data_path = make_default_corpus_lib.default_corpus_dir()
+    data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     modules = module_selection.select(data_path, max_modules=_MAX_MODULES.value)
     heuristic = policies.parse("heuristic")
     totals = {"stock": 0.0, "interactive": 0.0, "stock_scored": 0.0, "interactive_scored": 0.0}

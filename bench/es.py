@@ -35,7 +35,7 @@ from compiler_opt.es import es_trainer_lib
 from compiler_opt.rl import corpus, module_selection, policies
 from compiler_opt.rl.imitation_learning import bc_max_lib, weighted_bc_trainer_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
-from compiler_opt.tools import evaluate_policy_lib, generate_vocab_lib, make_default_corpus_lib
+from compiler_opt.tools import evaluate_policy_lib, generate_vocab_lib
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Where outputs go (default: a temporary dir, removed at the end).")
@@ -121,9 +121,7 @@ def main(argv):
             *_GIN_BINDINGS.value,
         ],
     )
-    data_path = _DATA_PATH.value
-    if data_path is None:
-        data_path = make_default_corpus_lib.default_corpus_dir()
+    data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     train = module_selection.select(data_path, "train", _HELD_OUT_FRACTION.value)
     held_out = module_selection.select(data_path, "held_out", _HELD_OUT_FRACTION.value)
     small = [m for m in train if m.size_bytes <= _ES_MAX_MODULE_KB.value * 1024]

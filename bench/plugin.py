@@ -90,11 +90,7 @@ def _export(tmp: str) -> str:
 
 def main(argv):
     del argv
-    data_path = _DATA_PATH.value
-    if data_path is None:
-        from compiler_opt.tools import make_default_corpus_lib
-
-        data_path = make_default_corpus_lib.default_corpus_dir()
+    data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     modules = module_selection.select(data_path, max_modules=_MAX_MODULES.value)
     task = task_lib.InliningForSizeTask()
     with tempfile.TemporaryDirectory(prefix="bcmax-bench-plugin-") as tmp:

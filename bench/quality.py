@@ -32,11 +32,7 @@ _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
-    data_path = _DATA_PATH.value
-    if data_path is None:
-        from compiler_opt.tools import make_default_corpus_lib
-
-        data_path = make_default_corpus_lib.default_corpus_dir()
+    data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     train = module_selection.select(data_path, "train", _HELD_OUT_FRACTION.value)
     held_out = module_selection.select(data_path, "held_out", _HELD_OUT_FRACTION.value)
     root_dir = _ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_quality_")

@@ -23,6 +23,7 @@ from absl import app, flags
 from compiler_opt.rl.imitation_learning import trajectory_dataset
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
 from compiler_opt.rl.inlining import features as features_lib
+from compiler_opt.rl.inlining import task as task_lib
 from compiler_opt.tools import generate_vocab_lib
 
 _TRAJECTORIES = flags.DEFINE_list("trajectories", None, "Real trajectory records (default: synthetic ones).")
@@ -31,19 +32,6 @@ _STEPS_PER_MODULE = flags.DEFINE_integer("steps_per_module", 300, "Mean decision
 _THREADS = flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads (the cores to use).")
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 400, "Batches timed for the input pipeline.")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 2000, "Optimizer steps timed for training.")
-
-# clang-22's interactive-mode features (shared/reference/clang22_interactive_header.json).
-_FEATURES = (
-    "sroa_savings", "sroa_losses", "load_elimination", "call_penalty", "call_argument_setup",
-    "load_relative_intrinsic", "lowered_call_arg_setup", "indirect_call_penalty", "jump_table_penalty",
-    "case_cluster_penalty", "switch_default_dest_penalty", "switch_penalty", "unsimplified_common_instructions",
-    "num_loops", "dead_blocks", "simplified_instructions", "constant_args", "constant_offset_ptr_args",
-    "callsite_cost", "cold_cc_penalty", "last_call_to_static_bonus", "is_multiple_blocks", "nested_inlines",
-    "nested_inline_cost_estimate", "threshold", "callee_basic_block_count", "callsite_height", "node_count",
-    "nr_ctant_params", "cost_estimate", "edge_count", "caller_users", "caller_conditionally_executed_blocks",
-    "caller_basic_block_count", "callee_conditionally_executed_blocks", "callee_users", "is_callee_avail_external",
-    "is_caller_avail_external", "inlining_default",
-)  # fmt: skip
 
 
 def write_synthetic(directory: str, modules: int, mean_steps: int, seed: int = 0) -> list[str]:
@@ -55,7 +43,7 @@ def write_synthetic(directory: str, modules: int, mean_steps: int, seed: int = 0
         example = tf.train.SequenceExample()
         example.context.feature["module_name"].bytes_list.value.append(f"m{m}".encode())
         lists = example.feature_lists.feature_list
-        for name in _FEATURES:
+        for name in task_lib.CLANG22_FEATURES:
             values = np.round(rng.lognormal(1.5, 2.0, steps)).astype(np.int64)
             for v in values.tolist():
                 lists[name].feature.add().int64_list.value.append(v)

@@ -161,21 +161,7 @@ def compile_module(
             obj_path,
             extra_args=(*task.interactive_args(base), *policy.extra_args, *extra_args),
         )
-        stderr_path = os.path.join(tmpdir, "stderr")
-        with open(stderr_path, "wb") as stderr_file:
-            try:
-                proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=stderr_file,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                    cwd=tmpdir,
-                )
-            except FileNotFoundError:
-                task_lib.find_tool(task.clang)
-                raise
+        proc = _start_compiler(cmd, tmpdir, task)
         try:
             header = _play(proc, in_fd, out_fd, policy, actions, payloads, deadline)
             returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -232,21 +218,7 @@ def compile_plain(
     proc = None
     try:
         obj_path = os.path.join(tmpdir, "module.o")
-        stderr_path = os.path.join(tmpdir, "stderr")
-        with open(stderr_path, "wb") as stderr_file:
-            try:
-                proc = subprocess.Popen(
-                    module.command(task.clang, obj_path, extra_args=tuple(extra_args)),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=stderr_file,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                    cwd=tmpdir,
-                )
-            except FileNotFoundError:
-                task_lib.find_tool(task.clang)
-                raise
+        proc = _start_compiler(module.command(task.clang, obj_path, extra_args=tuple(extra_args)), tmpdir, task)
         try:
             returncode = proc.wait(timeout=timeout_s)
             compile_seconds = time.monotonic() - start
@@ -272,6 +244,24 @@ def compile_plain(
     finally:
         _kill(proc)
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _start_compiler(cmd: list[str], tmpdir: str, task: task_lib.InliningForSizeTask) -> subprocess.Popen:
+    """Starts the compiler in `tmpdir`, in its own process group, stderr to tmpdir/stderr; it dies with us."""
+    with open(os.path.join(tmpdir, "stderr"), "wb") as stderr_file:
+        try:
+            return subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr_file,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                cwd=tmpdir,
+            )
+        except FileNotFoundError:
+            task_lib.find_tool(task.clang)
+            raise
 
 
 def _failed(module, policy_name, status, reason, start, tmpdir, actions=()) -> CompileResult:

@@ -7,6 +7,15 @@ from compiler_opt.rl import corpus
 SPLITS = ("all", "train", "held_out")
 
 
+def corpus_or_default(data_path: str | None) -> str:
+    """`data_path`, or the default corpus (built and cached on first use) when it is None."""
+    if data_path is not None:
+        return data_path
+    from compiler_opt.tools import make_default_corpus_lib
+
+    return make_default_corpus_lib.default_corpus_dir()
+
+
 def select(data_path: str, split: str = "all", held_out_fraction: float = 0.2, max_modules: int | None = None) -> list:
     """Modules of the corpus at `data_path`; `max_modules` keeps a fixed sample of that many."""
     if split not in SPLITS:
