@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from compiler_opt.rl import corpus
 
+# Imported here, not when needed: it registers gin configurables, which must exist before a binary parses gin.
+from compiler_opt.tools import make_default_corpus_lib
+
 SPLITS = ("all", "train", "held_out")
 
 
 def corpus_or_default(data_path: str | None) -> str:
     """`data_path`, or the default corpus (built and cached on first use) when it is None."""
-    if data_path is not None:
-        return data_path
-    from compiler_opt.tools import make_default_corpus_lib
-
-    return make_default_corpus_lib.default_corpus_dir()
+    return data_path if data_path is not None else make_default_corpus_lib.default_corpus_dir()
 
 
 def select(data_path: str, split: str = "all", held_out_fraction: float = 0.2, max_modules: int | None = None) -> list:
