@@ -36,6 +36,24 @@ FAKE_COMPILER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_c
 REAL_CLANG = "/usr/bin/clang-22"
 
 
+def collect_with_heuristic(modules, output_dir: str, **settings):
+    """Collection with one worker, the heuristic alone and no exploration; `settings` go to `collect`."""
+    from compiler_opt.distributed import local
+    from compiler_opt.rl import policies
+    from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+
+    with local.LocalExecutor(1) as executor:
+        return collection.collect(
+            modules,
+            policies.parse_all(["heuristic"]),
+            output_dir,
+            executor,
+            max_exploration_steps=0,
+            progress=False,
+            **settings,
+        )
+
+
 def write_fake_clang(
     directory: str, mode: str, *, after: int = 1, only: str = "", log: str = "", name: str = "clang-22"
 ) -> str:

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from compiler_opt.distributed import local
 from compiler_opt.rl import env, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.imitation_learning import profiles
@@ -19,16 +18,7 @@ _TIMEOUT_S = 1.5
 
 
 def _collect(modules, output_dir):
-    with local.LocalExecutor(1) as executor:
-        return collection.collect(
-            modules,
-            policies.parse_all(["heuristic"]),
-            output_dir,
-            executor,
-            max_exploration_steps=0,
-            timeout_s=_TIMEOUT_S,
-            progress=False,
-        )
+    return injection.collect_with_heuristic(modules, output_dir, timeout_s=_TIMEOUT_S)
 
 
 @pytest.mark.parametrize(

@@ -29,16 +29,7 @@ def _path_without(tool, tmp_path):
 
 
 def _collect(modules, output_dir, cache_dir=None):
-    with local.LocalExecutor(1) as executor:
-        return collection.collect(
-            modules,
-            policies.parse_all(["heuristic"]),
-            output_dir,
-            executor,
-            max_exploration_steps=0,
-            cache_dir=cache_dir,
-            progress=False,
-        )
+    return injection.collect_with_heuristic(modules, output_dir, cache_dir=cache_dir)
 
 
 def _evaluate(modules, output_dir):

@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from compiler_opt.distributed import local
-from compiler_opt.rl import atomic_file, policies
+from compiler_opt.rl import atomic_file
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.imitation_learning import trajectory_dataset
 from compiler_opt.tools import generate_vocab_lib
@@ -19,16 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def _collect(modules, output_dir, cache_dir=None):
-    with local.LocalExecutor(1) as executor:
-        return collection.collect(
-            modules,
-            policies.parse_all(["heuristic"]),
-            output_dir,
-            executor,
-            max_exploration_steps=0,
-            cache_dir=cache_dir,
-            progress=False,
-        )
+    return injection.collect_with_heuristic(modules, output_dir, cache_dir=cache_dir)
 
 
 def _files(directory):
