@@ -18,8 +18,7 @@ import hashlib
 
 import numpy as np
 
-from compiler_opt.rl import protocol, saved_policy
-from compiler_opt.rl.env import FeatureMismatchError
+from compiler_opt.rl import policies, protocol, saved_policy
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -123,14 +122,4 @@ class FlatPolicy:
         return self.layout.unflatten(self.theta)
 
     def new_episode(self, header: protocol.Header):
-        model = saved_policy.SavedPolicy.from_params(self.name, self.params())
-        missing = sorted(set(model.feature_names) - set(header.feature_names))
-        if missing:
-            raise FeatureMismatchError(
-                f"policy {self.name} reads features the compiler does not send: {missing}. Use the clang the "
-                "policy's vocab was made with (clang-22)."
-            )
-        if header.all_scalar_int64:
-            decide_vector = model.vector_decider(header.feature_names)
-            return lambda obs: decide_vector(obs.int64_vector())
-        return lambda obs: model.action(obs.features)
+        return policies.model_decider(saved_policy.SavedPolicy.from_params(self.name, self.params()), header, self.name)

@@ -183,20 +183,24 @@ class SavedModelPolicy:
         return self._model
 
     def new_episode(self, header: protocol.Header) -> Decide:
-        model = self.model
-        missing = sorted(set(model.feature_names) - set(header.feature_names))
-        if missing:
-            raise FeatureMismatchError(
-                f"policy {self.path} needs features the compiler does not send: {missing}. "
-                "Use the clang the policy was trained with (clang-22)."
-            )
-        if header.all_scalar_int64:
-            decide_vector = model.vector_decider(header.feature_names)
-            return lambda obs: decide_vector(obs.int64_vector())
-        return lambda obs: model.action(obs.features)
+        return model_decider(self.model, header, self.path)
 
     def prob_inline(self, features: dict[str, np.ndarray]) -> np.ndarray:
         return np.asarray(self.model.prob_inline_batch(features), dtype=np.float64)
+
+
+def model_decider(model: saved_policy.SavedPolicy, header: protocol.Header, name: str) -> Decide:
+    """The greedy decisions of a loaded policy for one compile; FeatureMismatchError if clang lacks its features."""
+    missing = sorted(set(model.feature_names) - set(header.feature_names))
+    if missing:
+        raise FeatureMismatchError(
+            f"policy {name} needs features the compiler does not send: {missing}. "
+            "Use the clang the policy was trained with (clang-22)."
+        )
+    if header.all_scalar_int64:
+        decide_vector = model.vector_decider(header.feature_names)
+        return lambda obs: decide_vector(obs.int64_vector())
+    return lambda obs: model.action(obs.features)
 
 
 def parse(spec: str):
