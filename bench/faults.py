@@ -437,17 +437,7 @@ def interruption_loop(tally, modules, work, rng, kills):
     held_out = {m.name for m in corpus.Corpus.load(data_path).split(0.2)[1]}
     train = [m for m in corpus.Corpus.load(data_path) if m.name not in held_out]
     reference = injection.read_records(_reference_dir(train, os.path.join(work, "loop_reference")))
-    bindings = (
-        "weighted_bc.TrainerConfig.num_steps=40",
-        "weighted_bc.TrainerConfig.checkpoint_interval=10",
-        "weighted_bc.TrainerConfig.batch_size=32",
-        "weighted_bc.TrainerConfig.hidden_units=(8,)",
-        "generate_vocab.VocabConfig.num_buckets=100",
-        "generate_bc_trajectories.collect.progress=False",
-        "evaluate_policy.evaluate.progress=False",
-        "bc_max.run.progress=False",
-        "bc_max.run.evaluate_train=False",
-    )
+    bindings = injection.TINY_LOOP_BINDINGS
     points = [
         {"match": "/profiles/", "event": 3},
         {"match": "vocab", "event": 1},
@@ -543,15 +533,7 @@ def storage_faults(tally, modules, reference, work):
     def half_written():
         out = os.path.join(work, "half_written")
         _collect(modules[:1], out)
-        key = collection.module_key(modules[1].name)
-        leftovers = [
-            os.path.join(out, collection.RECORDS_DIR, f".tmp-x1-{key}.tfrecord"),
-            os.path.join(out, collection.PROFILES_DIR, f".tmp-x2-{key}.json"),
-            os.path.join(out, f".tmp-x3-{collection.PROFILES_FILE}"),
-        ]
-        for path in leftovers:
-            with open(path, "wb") as f:
-                f.write(b"\x0a\x03half")
+        leftovers = injection.plant_half_written(out, modules[1].name, "x")
         _collect(modules, out)
         lost = _lost(injection.read_records(out), reference, [m.name for m in modules])
         return not any(map(os.path.exists, leftovers)) and lost == 0, lost

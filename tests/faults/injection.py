@@ -36,6 +36,36 @@ FAKE_COMPILER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_c
 REAL_CLANG = "/usr/bin/clang-22"
 
 
+# Gin bindings that make one BC-MAX iteration tiny (seconds of training) for interruption tests and the bench.
+TINY_LOOP_BINDINGS = (
+    "weighted_bc.TrainerConfig.num_steps=40",
+    "weighted_bc.TrainerConfig.checkpoint_interval=10",
+    "weighted_bc.TrainerConfig.batch_size=32",
+    "weighted_bc.TrainerConfig.hidden_units=(8,)",
+    "generate_vocab.VocabConfig.num_buckets=100",
+    "generate_bc_trajectories.collect.progress=False",
+    "evaluate_policy.evaluate.progress=False",
+    "bc_max.run.progress=False",
+    "bc_max.run.evaluate_train=False",
+)
+
+
+def plant_half_written(output_dir: str, module_name: str, tag: str) -> list[str]:
+    """Leaves the temporaries a collector killed mid-commit of `module_name` would leave; returns their paths."""
+    from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+
+    key = collection.module_key(module_name)
+    paths = [
+        os.path.join(output_dir, collection.RECORDS_DIR, f".tmp-{tag}1-{key}.tfrecord"),
+        os.path.join(output_dir, collection.PROFILES_DIR, f".tmp-{tag}2-{key}.json"),
+        os.path.join(output_dir, f".tmp-{tag}3-{collection.PROFILES_FILE}"),
+    ]
+    for path in paths:
+        with open(path, "wb") as f:
+            f.write(b"\x0a\x03half")
+    return paths
+
+
 def collect_with_heuristic(modules, output_dir: str, **settings):
     """Collection with one worker, the heuristic alone and no exploration; `settings` go to `collect`."""
     from compiler_opt.distributed import local

@@ -129,20 +129,7 @@ def test_the_bc_max_loop_killed_during_training_resumes_and_completes(small_modu
         "--num_workers=1",
         *(f"--baselines={b}" for b in _BASELINES),
         "--gin_files=gin_configs/bc_max.gin",
-        *(
-            f"--gin_bindings={binding}"
-            for binding in (
-                "weighted_bc.TrainerConfig.num_steps=40",
-                "weighted_bc.TrainerConfig.checkpoint_interval=10",
-                "weighted_bc.TrainerConfig.batch_size=32",
-                "weighted_bc.TrainerConfig.hidden_units=(8,)",
-                "generate_vocab.VocabConfig.num_buckets=100",
-                "generate_bc_trajectories.collect.progress=False",
-                "evaluate_policy.evaluate.progress=False",
-                "bc_max.run.progress=False",
-                "bc_max.run.evaluate_train=False",
-            )
-        ),
+        *(f"--gin_bindings={binding}" for binding in injection.TINY_LOOP_BINDINGS),
     ]
     module = "compiler_opt.rl.imitation_learning.bc_max"
 

@@ -89,15 +89,7 @@ def test_half_written_files_of_a_killed_run_are_removed_and_the_rerun_completes(
     _collect(small_modules[:2], reference)
     out = str(tmp_path / "out")
     _collect(small_modules[:1], out)
-    key = collection.module_key(small_modules[1].name)
-    leftovers = [
-        os.path.join(out, collection.RECORDS_DIR, f".tmp-abc123-{key}.tfrecord"),
-        os.path.join(out, collection.PROFILES_DIR, f".tmp-abc123-{key}.json"),
-        os.path.join(out, f".tmp-abc123-{collection.PROFILES_FILE}"),
-    ]
-    for path in leftovers:
-        with open(path, "wb") as f:
-            f.write(b"\x0a\x03half")
+    leftovers = injection.plant_half_written(out, small_modules[1].name, "abc")
 
     _collect(small_modules[:2], out)
 
