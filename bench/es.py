@@ -32,10 +32,9 @@ from absl import app, flags
 from compiler_opt import gin_setup
 from compiler_opt.distributed import local
 from compiler_opt.es import es_trainer_lib
-from compiler_opt.rl import corpus, module_selection, policies
+from compiler_opt.rl import corpus, evaluate_policy_lib, generate_vocab_lib, module_selection, policies
 from compiler_opt.rl.imitation_learning import bc_max_lib, weighted_bc_trainer_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
-from compiler_opt.tools import evaluate_policy_lib, generate_vocab_lib
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Where outputs go (default: a temporary dir, removed at the end).")

@@ -52,11 +52,21 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO)  # the fault-injection helpers live in tests/faults/
 
 from compiler_opt.distributed import local  # noqa: E402
-from compiler_opt.rl import atomic_file, compile_cache, corpus, env, policies, protocol, saved_policy  # noqa: E402
+from compiler_opt.rl import (  # noqa: E402  # noqa: E402
+    atomic_file,
+    compile_cache,
+    corpus,
+    env,
+    evaluate_policy_lib,
+    generate_vocab_lib,
+    policies,
+    protocol,
+    saved_policy,
+)
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection  # noqa: E402
 from compiler_opt.rl.imitation_learning import profiles, trajectory_dataset  # noqa: E402
 from compiler_opt.rl.inlining import task as task_lib  # noqa: E402
-from compiler_opt.tools import evaluate_policy_lib, export_model_lib, generate_vocab_lib  # noqa: E402
+from compiler_opt.tools import export_model_lib  # noqa: E402
 from tests import bc_test_data  # noqa: E402
 from tests.faults import injection  # noqa: E402
 
@@ -697,7 +707,7 @@ def policy_faults(tally, modules, work):
 
 def main(argv):
     del argv
-    from compiler_opt.tools import make_default_corpus_lib
+    from compiler_opt.rl import make_default_corpus_lib
 
     logging.set_verbosity(logging.WARNING)
     start = time.monotonic()

@@ -20,11 +20,11 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from compiler_opt.rl import generate_vocab_lib
 from compiler_opt.rl.imitation_learning import trajectory_dataset
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
 from compiler_opt.rl.inlining import features as features_lib
 from compiler_opt.rl.inlining import task as task_lib
-from compiler_opt.tools import generate_vocab_lib
 
 _TRAJECTORIES = flags.DEFINE_list("trajectories", None, "Real trajectory records (default: synthetic ones).")
 _MODULES = flags.DEFINE_integer("modules", 200, "Synthetic modules (one record file each).")

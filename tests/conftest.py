@@ -2,7 +2,7 @@
 
 import pytest
 
-from compiler_opt.tools import make_default_corpus_lib
+from compiler_opt.rl import make_default_corpus_lib
 
 
 @pytest.fixture(scope="session")

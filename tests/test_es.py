@@ -14,9 +14,8 @@ import pytest
 
 from compiler_opt.distributed import local
 from compiler_opt.es import blackbox_optimizer, checkpoints, es_trainer_lib, flat_policy, rollouts
-from compiler_opt.rl import corpus, env, policies, protocol, saved_policy
+from compiler_opt.rl import corpus, env, evaluate_policy_lib, generate_vocab_lib, policies, protocol, saved_policy
 from compiler_opt.rl.inlining import features as features_lib
-from compiler_opt.tools import evaluate_policy_lib, generate_vocab_lib
 from tests import bc_test_data, export_policy_fixtures
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

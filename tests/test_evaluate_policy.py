@@ -8,8 +8,7 @@ import sys
 import pytest
 
 from compiler_opt.distributed import local
-from compiler_opt.rl import corpus, policies
-from compiler_opt.tools import evaluate_policy_lib
+from compiler_opt.rl import corpus, evaluate_policy_lib, policies
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from compiler_opt.rl import corpus
-from compiler_opt.tools import extract_corpus_lib as lib
+from compiler_opt.rl import extract_corpus_lib as lib
 
 TESTDATA = os.path.join(os.path.dirname(__file__), "testdata")
 SOURCES = ("extract_tokens.c", "extract_matrix.c", "extract_shapes.cpp")

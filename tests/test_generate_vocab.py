@@ -8,9 +8,9 @@ import tempfile
 import gin
 import numpy as np
 
+from compiler_opt.rl import generate_vocab_lib
 from compiler_opt.rl.imitation_learning import trajectory_dataset
 from compiler_opt.rl.inlining import features as features_lib
-from compiler_opt.tools import generate_vocab_lib
 from tests import bc_test_data
 from tests.gin_test_base import GinTestCase
 

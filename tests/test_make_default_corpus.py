@@ -9,9 +9,8 @@ import tarfile
 
 import pytest
 
-from compiler_opt.rl import corpus
-from compiler_opt.tools import extract_corpus_lib
-from compiler_opt.tools import make_default_corpus_lib as lib
+from compiler_opt.rl import corpus, extract_corpus_lib
+from compiler_opt.rl import make_default_corpus_lib as lib
 
 # Amalgamation splitting (hand-built input).
 

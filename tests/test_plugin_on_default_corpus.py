@@ -19,11 +19,11 @@ _MIN_BC_BYTES, _MAX_BC_BYTES = 15_000, 60_000
 def test_plugin_sizes_equal_interactive_sizes_for_a_trained_policy(tmp_path):
     import tensorflow as tf
 
-    from compiler_opt.rl import corpus, env, policies
+    from compiler_opt.rl import corpus, env, generate_vocab_lib, make_default_corpus_lib, policies
     from compiler_opt.rl.imitation_learning import training_weights, trajectories
     from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
     from compiler_opt.rl.inlining import task as task_lib
-    from compiler_opt.tools import export_model_lib, generate_vocab_lib, make_default_corpus_lib
+    from compiler_opt.tools import export_model_lib
 
     modules = [
         m

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compiler_opt.rl import saved_policy
+from compiler_opt.rl import generate_vocab_lib, saved_policy
 from compiler_opt.rl.imitation_learning import profiles, training_weights, trajectory_dataset
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
 from compiler_opt.rl.inlining import features as features_lib
-from compiler_opt.tools import generate_vocab_lib
 from tests import bc_test_data
 from tests.gin_test_base import GinTestCase
 

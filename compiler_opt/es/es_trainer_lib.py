@@ -37,11 +37,10 @@ import numpy as np
 from absl import logging
 
 from compiler_opt.es import blackbox_optimizer, checkpoints, flat_policy, rollouts
-from compiler_opt.rl import atomic_file, policies, saved_policy
+from compiler_opt.rl import atomic_file, evaluate_policy_lib, policies, saved_policy
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib
 from compiler_opt.rl.inlining import features as features_lib
 from compiler_opt.rl.inlining import task as task_lib
-from compiler_opt.tools import evaluate_policy_lib
 
 INITIAL_POLICY_FILE = "initial_policy.npz"
 CHECKPOINT_DIR = "checkpoints"

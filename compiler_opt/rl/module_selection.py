@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from compiler_opt.rl import corpus
-
 # Imported here, not when needed: it registers gin configurables, which must exist before a binary parses gin.
-from compiler_opt.tools import make_default_corpus_lib
+from compiler_opt.rl import corpus, make_default_corpus_lib
 
 SPLITS = ("all", "train", "held_out")
 

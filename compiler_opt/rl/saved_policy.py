@@ -14,6 +14,13 @@ Sidecar format (numpy .npz, no pickles), version 1:
   kernel_<i> float32 [in, out] and bias_<i> float32 [out] for i < num_layers, the last layer giving the logits of
   (do not inline, inline). The greedy decision is argmax(logits), ties to 0.
 
+Near ties. The numpy path evaluates the Dense layers in float64 (so one decision and a batch give the same numbers),
+while the SavedModel and the AOT-compiled plugin run float32 kernels whose summation order is their own. Their
+logit margins (inline minus do-not-inline) therefore agree only to float32 rounding, and a decision whose margin is
+within `TIE_MARGIN` of 0 may legitimately go either way. `compare_decisions` is the one rule every comparison of two
+evaluations of the same policy uses: decisions must be equal wherever |margin| >= TIE_MARGIN; the near ties are
+counted and reported, not hidden.
+
 Usage:
   policy = SavedPolicy.load("root/saved_policy", available_features=header.feature_names)
   policy.action(observation.features)        # 0 or 1
@@ -37,6 +44,41 @@ FAST_POLICY_FILENAME = "fast_policy.npz"
 _FORMAT_VERSION = 1
 _ADVICE_NAME = "inlining_decision"
 _TIME_STEP_INPUTS = ("step_type", "reward", "discount")
+
+# |logit(inline) - logit(do not inline)| below which two float evaluations of one policy may decide differently.
+# float32 keeps ~7 significant digits; logits of trained policies stay well below 100 in magnitude.
+TIE_MARGIN = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionComparison:
+    """Two evaluations of one policy on the same steps: how many decisions, how many differ, and of those how many
+    are not near ties (|margin| >= TIE_MARGIN). `agree` is the verdict: no difference outside the near ties."""
+
+    decisions: int
+    differing: int
+    differing_outside_ties: int
+    near_ties: int
+
+    @property
+    def agree(self) -> bool:
+        return self.differing_outside_ties == 0
+
+
+def compare_decisions(actions_a, actions_b, margins) -> DecisionComparison:
+    """Compares decisions int [T] of two evaluations of one policy, given the logit margins float [T] of either."""
+    a, b = np.asarray(actions_a).reshape(-1), np.asarray(actions_b).reshape(-1)
+    margins = np.asarray(margins, dtype=np.float64).reshape(-1)
+    if not a.shape == b.shape == margins.shape:
+        raise ValueError(f"decisions {a.shape} and {b.shape} and margins {margins.shape} differ in length")
+    tie = np.abs(margins) < TIE_MARGIN
+    differ = a != b
+    return DecisionComparison(
+        decisions=int(a.size),
+        differing=int(differ.sum()),
+        differing_outside_ties=int((differ & ~tie).sum()),
+        near_ties=int(tie.sum()),
+    )
 
 
 class PolicyLoadError(ValueError):
@@ -121,17 +163,21 @@ def saved_model_digest(policy_dir: str) -> str:
 
 
 class _NumpyLogits:
-    """logits(X int64 [B, F] in feature_names order) -> float32 [B, 2], from the sidecar."""
+    """logits(X int64 [B, F] in feature_names order) -> float64 [B, 2], from the sidecar (float32 weights, float64
+    arithmetic: each row's logits do not depend on the batch it is evaluated in)."""
 
     def __init__(self, params: FastPolicyParams):
         if params.activation not in ("relu", "tanh"):
             raise PolicyLoadError(f"sidecar activation {params.activation!r} is not supported")
         self._normalize = params.normalization.numpy_fn()
-        self._layers = list(zip(params.kernels, params.biases, strict=True))
+        self._layers = [
+            (np.asarray(k, np.float64), np.asarray(b, np.float64))
+            for k, b in zip(params.kernels, params.biases, strict=True)
+        ]
         self._activation = params.activation
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        h = self._normalize(x)
+        h = self._normalize(x).astype(np.float64)
         last = len(self._layers) - 1
         for i, (kernel, bias) in enumerate(self._layers):
             h = h @ kernel + bias
@@ -315,6 +361,13 @@ class SavedPolicy:
     def prob_inline(self, features: Mapping[str, np.ndarray]) -> float:
         """P(inline) for one decision (features of one step)."""
         return float(self.prob_inline_batch(features)[0])
+
+    def margin_batch(self, features: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """logit(inline) - logit(do not inline) per step, float64 [T], from the numpy path; None without one."""
+        if self._logits is None:
+            return None
+        logits = self._logits(self._rows(features))
+        return logits[:, 1] - logits[:, 0]
 
     def action_batch(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         """Greedy decisions per step, int64 [T]."""

@@ -17,8 +17,7 @@ from absl import app, flags
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
-from compiler_opt.rl import module_selection, policies
-from compiler_opt.tools import evaluate_policy_lib
+from compiler_opt.rl import evaluate_policy_lib, module_selection, policies
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus directory.", required=True)
 _POLICY = flags.DEFINE_string("policy", None, "Policy spec to evaluate.", required=True)

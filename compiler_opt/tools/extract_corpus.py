@@ -21,7 +21,7 @@ import sys
 import gin
 from absl import app, flags, logging
 
-from compiler_opt.tools import extract_corpus_lib
+from compiler_opt.rl import extract_corpus_lib
 
 _INPUT = flags.DEFINE_string("input", None, "Directory of object files built with -Xclang -fembed-bitcode=all.")
 _COMPILE_COMMANDS = flags.DEFINE_string(

@@ -12,7 +12,7 @@ for every int64 feature list except `action` and `label`: one float per line, 10
 import gin
 from absl import app, flags, logging
 
-from compiler_opt.tools import generate_vocab_lib
+from compiler_opt.rl import generate_vocab_lib
 
 _INPUT = flags.DEFINE_list("input", None, "TFRecord files or glob patterns, comma-separated.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for the .buckets files (created if missing).")

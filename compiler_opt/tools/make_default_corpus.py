@@ -16,7 +16,7 @@ import time
 import gin
 from absl import app, flags, logging
 
-from compiler_opt.tools import make_default_corpus_lib
+from compiler_opt.rl import make_default_corpus_lib
 
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where to put the corpus (replaced if it holds another default corpus)."

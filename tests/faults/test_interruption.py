@@ -15,10 +15,9 @@ import sys
 import pytest
 
 from compiler_opt.distributed import local
-from compiler_opt.rl import corpus, policies, saved_policy
+from compiler_opt.rl import corpus, generate_vocab_lib, policies, saved_policy
 from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
-from compiler_opt.tools import generate_vocab_lib
 from tests import bc_test_data
 from tests.faults import injection
 

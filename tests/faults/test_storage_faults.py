@@ -7,10 +7,9 @@ import os
 
 import pytest
 
-from compiler_opt.rl import atomic_file
+from compiler_opt.rl import atomic_file, generate_vocab_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.imitation_learning import trajectory_dataset
-from compiler_opt.tools import generate_vocab_lib
 from tests import bc_test_data
 from tests.faults import injection
 

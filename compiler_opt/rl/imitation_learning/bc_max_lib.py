@@ -34,10 +34,9 @@ from collections.abc import Sequence
 import gin
 from absl import logging
 
-from compiler_opt.rl import atomic_file, policies
+from compiler_opt.rl import atomic_file, evaluate_policy_lib, generate_vocab_lib, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib
-from compiler_opt.tools import evaluate_policy_lib, generate_vocab_lib
 
 ITERATION_FILE = "iteration.json"
 

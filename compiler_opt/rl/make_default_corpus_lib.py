@@ -2,7 +2,7 @@
 
 Each sdist is fetched from PyPI by name with `pip download`, checked against the SHA-256 recorded in
 PINNED_LIBRARIES, unpacked, and its library sources compiled by clang-22/clang++-22 with
-`-Xclang -fembed-bitcode=all`; compiler_opt/tools/extract_corpus_lib then makes the MLGO corpus.
+`-Xclang -fembed-bitcode=all`; compiler_opt/rl/extract_corpus_lib then makes the MLGO corpus.
 Module names are `LIBRARY/PATH` (e.g. `brotli/enc/encode`).
 
 Cache (`$BCMAX_CACHE_DIR`, default `~/.cache/compiler_opt_bcmax/`):
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import gin
 from absl import logging
 
-from compiler_opt.tools import extract_corpus_lib
+from compiler_opt.rl import extract_corpus_lib
 
 CACHE_ENV_VAR = "BCMAX_CACHE_DIR"
 MANIFEST_FILE = "default_corpus_manifest.json"
