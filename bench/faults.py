@@ -49,8 +49,9 @@ import time
 from absl import app, flags, logging
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _REPO)  # the fault-injection helpers live in tests/faults/
+sys.path.insert(0, _REPO)  # bench.testkit, when run as `python bench/faults.py`
 
+from bench.testkit import injection, trajectory_records  # noqa: E402
 from compiler_opt.distributed import local  # noqa: E402
 from compiler_opt.rl import (  # noqa: E402  # noqa: E402
     atomic_file,
@@ -67,8 +68,6 @@ from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as c
 from compiler_opt.rl.imitation_learning import profiles, trajectory_dataset  # noqa: E402
 from compiler_opt.rl.inlining import task as task_lib  # noqa: E402
 from compiler_opt.tools import export_model_lib  # noqa: E402
-from tests import bc_test_data  # noqa: E402
-from tests.faults import injection  # noqa: E402
 
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every random choice.")
 _COLLECTION_KILLS = flags.DEFINE_integer("collection_kills", 6, "SIGKILLs of the collection binary.")
@@ -164,7 +163,7 @@ def _no_leftovers(marker: str) -> bool:
 
 def _run(module, args, **crash):
     if crash:
-        command = ["-m", "tests.faults.crash_at", *(f"--{k}={v}" for k, v in crash.items()), "--", module, *args]
+        command = ["-m", "bench.testkit.crash_at", *(f"--{k}={v}" for k, v in crash.items()), "--", module, *args]
     else:
         command = ["-m", module, *args]
     return subprocess.run(
@@ -414,7 +413,9 @@ def interruption_collection(tally, modules, work, rng, kills):
 
 def interruption_training(tally, work, rng, kills):
     module = "compiler_opt.rl.imitation_learning.weighted_bc_trainer"
-    files = bc_test_data.write_heuristic_shards(os.path.join(work, "kill_training_data"), shards=1, modules_per_shard=4)
+    files = trajectory_records.write_heuristic_shards(
+        os.path.join(work, "kill_training_data"), shards=1, modules_per_shard=4
+    )
     vocab = os.path.join(work, "kill_training_vocab")
     generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=100))
     settings = ("num_steps=500", "checkpoint_interval=100", "summary_interval=100", "batch_size=32")
@@ -570,7 +571,9 @@ def storage_faults(tally, modules, reference, work):
         from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
 
         directory = os.path.join(work, f"shards_{step}")
-        files = bc_test_data.write_heuristic_shards(os.path.join(directory, "data"), shards=2, modules_per_shard=3)
+        files = trajectory_records.write_heuristic_shards(
+            os.path.join(directory, "data"), shards=2, modules_per_shard=3
+        )
         vocab = os.path.join(directory, "vocab")
         generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=50))
         root = os.path.join(directory, "model")

@@ -12,11 +12,12 @@ import sys
 import numpy as np
 import pytest
 
+from bench.testkit import trajectory_records
 from compiler_opt.distributed import local
 from compiler_opt.es import blackbox_optimizer, checkpoints, es_trainer_lib, flat_policy, rollouts
 from compiler_opt.rl import corpus, env, evaluate_policy_lib, generate_vocab_lib, policies, protocol, saved_policy
 from compiler_opt.rl.inlining import features as features_lib
-from tests import bc_test_data, export_policy_fixtures
+from tests import export_policy_fixtures
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small real modules with a few inlining decisions each, and one without any.
@@ -289,7 +290,7 @@ def test_a_run_refuses_a_root_dir_started_from_another_policy(warm_start, tmp_pa
 def test_cli_trains_from_scratch_over_a_vocab_and_prints_its_summary(default_corpus, tmp_path):
     vocab_dir = tmp_path / "vocab"
     vocab_dir.mkdir()
-    samples = bc_test_data.clang_like_features(np.random.default_rng(0), 2000)
+    samples = trajectory_records.clang_like_features(np.random.default_rng(0), 2000)
     for name, values in samples.items():
         features_lib.write_buckets(
             features_lib.buckets_path(str(vocab_dir), name), generate_vocab_lib.quantiles(values, 100)

@@ -8,10 +8,10 @@ import tempfile
 import gin
 import numpy as np
 
+from bench.testkit import trajectory_records
 from compiler_opt.rl import generate_vocab_lib
 from compiler_opt.rl.imitation_learning import trajectory_dataset
 from compiler_opt.rl.inlining import features as features_lib
-from tests import bc_test_data
 from tests.gin_test_base import GinTestCase
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,8 +34,8 @@ class GenerateVocabTest(GinTestCase):
         for i, values in enumerate(values_per_module):
             values = np.asarray(values, dtype=np.int64)
             steps = {"cost_estimate": values, "callee_users": values * 2, "inlining_default": values % 2}
-            examples.append(bc_test_data.sequence_example(f"m{i}", steps, values % 2, reward=100.0, label=0))
-        return bc_test_data.write_records(os.path.join(self.dir, "data", "t.tfrecord"), examples)
+            examples.append(trajectory_records.sequence_example(f"m{i}", steps, values % 2, reward=100.0, label=0))
+        return trajectory_records.write_records(os.path.join(self.dir, "data", "t.tfrecord"), examples)
 
     def test_one_buckets_file_per_feature_without_action_label_or_reward(self):
         path = self._records([[1, 2, 3], [4, 5]])

@@ -9,13 +9,13 @@ import tempfile
 import numpy as np
 import pytest
 
+from bench.testkit import trajectory_records
 from compiler_opt.rl import generate_vocab_lib, saved_policy
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
 from compiler_opt.rl.inlining import features as features_lib
-from tests import bc_test_data
 from tests.gin_test_base import GinTestCase
 
-_POLICY_FEATURES = tuple(sorted(set(bc_test_data.CLANG22_FEATURES) - {"inlining_default"}))
+_POLICY_FEATURES = tuple(sorted(set(trajectory_records.CLANG22_FEATURES) - {"inlining_default"}))
 
 
 def _export_random_policy(root, samples, scale=3.0, hidden_units=(32, 32), poison=False):
@@ -62,7 +62,7 @@ class SavedPolicyTest(GinTestCase):
         super().setUpClass()
         cls._tmp = tempfile.TemporaryDirectory()
         cls.root = cls._tmp.name
-        cls.samples = bc_test_data.clang_like_features(np.random.default_rng(0), 5000)
+        cls.samples = trajectory_records.clang_like_features(np.random.default_rng(0), 5000)
         cls.saved_dir = _export_random_policy(cls.root, cls.samples)
         cls.fast = saved_policy.SavedPolicy.load(cls.saved_dir)
         cls.slow = saved_policy.SavedPolicy.load(cls.saved_dir, allow_fast_path=False)
@@ -85,19 +85,19 @@ class SavedPolicyTest(GinTestCase):
 
     def test_fast_and_saved_model_paths_agree_on_many_feature_vectors(self):
         rng = np.random.default_rng(1)
-        features = bc_test_data.clang_like_features(rng, 300)
+        features = trajectory_records.clang_like_features(rng, 300)
         # Values equal to quantiles, where a rank changes: the most sensitive inputs of the normalization.
         edges = {n: self.samples[n][rng.integers(0, 5000, 100)] for n in features}
         features = {n: np.concatenate([features[n], edges[n]]) for n in features}
         _assert_paths_agree(self, self.fast, self.slow, features)
 
     def test_decisions_ignore_extra_features_such_as_inlining_default(self):
-        features = bc_test_data.clang_like_features(np.random.default_rng(2), 50)
+        features = trajectory_records.clang_like_features(np.random.default_rng(2), 50)
         flipped = dict(features, inlining_default=1 - features["inlining_default"])
         np.testing.assert_array_equal(self.fast.action_batch(features), self.fast.action_batch(flipped))
 
     def test_one_decision_matches_the_batch(self):
-        features = bc_test_data.clang_like_features(np.random.default_rng(3), 20)
+        features = trajectory_records.clang_like_features(np.random.default_rng(3), 20)
         batch = self.fast.action_batch(features)
         probs = self.fast.prob_inline_batch(features)
         for t in range(20):
@@ -106,18 +106,18 @@ class SavedPolicyTest(GinTestCase):
             self.assertAlmostEqual(self.fast.prob_inline(step), probs[t], delta=1e-12)
 
     def test_trajectory_shaped_features_are_accepted(self):
-        features = bc_test_data.clang_like_features(np.random.default_rng(4), 30)
+        features = trajectory_records.clang_like_features(np.random.default_rng(4), 30)
         as_columns = {n: v.reshape(-1, 1) for n, v in features.items()}
         np.testing.assert_array_equal(self.fast.prob_inline_batch(as_columns), self.fast.prob_inline_batch(features))
 
     def test_a_module_without_decisions_gives_empty_results(self):
-        empty = {n: np.zeros((0, 1), np.int64) for n in bc_test_data.CLANG22_FEATURES}
+        empty = {n: np.zeros((0, 1), np.int64) for n in trajectory_records.CLANG22_FEATURES}
         self.assertEqual(self.fast.action_batch(empty).shape, (0,))
         self.assertEqual(self.fast.prob_inline_batch(empty).shape, (0,))
 
     def test_vector_decider_matches_action(self):
-        features = bc_test_data.clang_like_features(np.random.default_rng(5), 50)
-        order = bc_test_data.CLANG22_FEATURES
+        features = trajectory_records.clang_like_features(np.random.default_rng(5), 50)
+        order = trajectory_records.CLANG22_FEATURES
         decide = self.fast.vector_decider(order)
         rows = _rows(features, order)
         self.assertEqual([decide(row) for row in rows], self.fast.action_batch(features).tolist())
@@ -133,7 +133,7 @@ class SavedPolicyTest(GinTestCase):
             saved_policy.compare_decisions([1, 0], [1], [0.0, 0.0])
 
     def test_probabilities_are_the_greedy_decisions_confidence(self):
-        features = bc_test_data.clang_like_features(np.random.default_rng(6), 200)
+        features = trajectory_records.clang_like_features(np.random.default_rng(6), 200)
         probs = self.fast.prob_inline_batch(features)
         np.testing.assert_array_equal(self.fast.action_batch(features), (probs > 0.5).astype(np.int64))
 
@@ -142,7 +142,7 @@ class SavedPolicyTest(GinTestCase):
         os.remove(os.path.join(path, saved_policy.FAST_POLICY_FILENAME))
         policy = saved_policy.SavedPolicy.load(path)
         self.assertFalse(policy.uses_fast_path)
-        features = bc_test_data.clang_like_features(np.random.default_rng(7), 10)
+        features = trajectory_records.clang_like_features(np.random.default_rng(7), 10)
         np.testing.assert_array_equal(policy.action_batch(features), self.fast.action_batch(features))
 
     def test_sidecar_of_another_saved_model_is_not_trusted(self):
@@ -157,7 +157,7 @@ class SavedPolicyTest(GinTestCase):
         self.assertEqual(policy.path, self.saved_dir)
 
     def test_features_the_compiler_does_not_send_are_named_at_load(self):
-        sent = set(bc_test_data.CLANG22_FEATURES) - {"cost_estimate", "switch_default_dest_penalty"}
+        sent = set(trajectory_records.CLANG22_FEATURES) - {"cost_estimate", "switch_default_dest_penalty"}
         for allow_fast_path in (True, False):
             with self.assertRaisesRegex(
                 saved_policy.PolicyFeatureError, r"\['cost_estimate', 'switch_default_dest_penalty'\]"

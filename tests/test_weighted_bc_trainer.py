@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench.testkit import trajectory_records
 from compiler_opt.rl import generate_vocab_lib, saved_policy
 from compiler_opt.rl.imitation_learning import profiles, training_weights, trajectory_dataset
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
 from compiler_opt.rl.inlining import features as features_lib
-from tests import bc_test_data
 from tests.gin_test_base import GinTestCase
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +50,7 @@ class TrainedPolicyTest(GinTestCase):
         gin.clear_config()
         cls._tmp = tempfile.TemporaryDirectory()
         cls.dir = cls._tmp.name
-        cls.files = bc_test_data.write_heuristic_shards(os.path.join(cls.dir, "data"), modules_per_shard=10)
+        cls.files = trajectory_records.write_heuristic_shards(os.path.join(cls.dir, "data"), modules_per_shard=10)
         cls.vocab = os.path.join(cls.dir, "vocab")
         generate_vocab_lib.generate_vocab(cls.files, cls.vocab)
         cls.result = trainer_lib.train(cls.files, cls.vocab, os.path.join(cls.dir, "model"), config=_small_config())
@@ -134,7 +134,7 @@ class TrainingRunTest(GinTestCase):
         self.dir = self._tmp.name
 
     def _data(self, **kwargs):
-        files = bc_test_data.write_heuristic_shards(os.path.join(self.dir, "data"), **kwargs)
+        files = trajectory_records.write_heuristic_shards(os.path.join(self.dir, "data"), **kwargs)
         vocab = os.path.join(self.dir, "vocab")
         generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=100))
         return files, vocab
@@ -169,10 +169,10 @@ class TrainingRunTest(GinTestCase):
         examples = []
         for label, decision in ((0, 0), (1, 1)):
             for m in range(4):
-                steps, _ = bc_test_data.heuristic_module(rng, 50)
+                steps, _ = trajectory_records.heuristic_module(rng, 50)
                 actions = np.full(50, decision)
-                examples.append(bc_test_data.sequence_example(f"m{label}{m}", steps, actions, 1000.0, label))
-        files = [bc_test_data.write_records(os.path.join(self.dir, "data", "t.tfrecord"), examples)]
+                examples.append(trajectory_records.sequence_example(f"m{label}{m}", steps, actions, 1000.0, label))
+        files = [trajectory_records.write_records(os.path.join(self.dir, "data", "t.tfrecord"), examples)]
         vocab = os.path.join(self.dir, "vocab")
         generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=50))
         learned = "saved:/policies/iteration_0"
@@ -197,7 +197,7 @@ class TrainingRunTest(GinTestCase):
         self.assertEqual(result.bucket_weights.weights[1], 1.0)
         self.assertLess(result.bucket_weights.weights[0], 0.5)
         policy = saved_policy.SavedPolicy.load(result.saved_policy_dir)
-        steps, _ = bc_test_data.heuristic_module(rng, 200)
+        steps, _ = trajectory_records.heuristic_module(rng, 200)
         self.assertGreater(policy.action_batch(steps).mean(), 0.9)
 
     def test_dropped_features_come_from_gin(self):
@@ -250,10 +250,12 @@ class InputPipelineTest(GinTestCase):
 
     def _write(self, modules):
         examples = [
-            bc_test_data.sequence_example(f"m{i}", {"cost_estimate": np.asarray(c)}, np.asarray(c) % 2, 10.0, label)
+            trajectory_records.sequence_example(
+                f"m{i}", {"cost_estimate": np.asarray(c)}, np.asarray(c) % 2, 10.0, label
+            )
             for i, (c, label) in enumerate(modules)
         ]
-        return [bc_test_data.write_records(os.path.join(self.dir, "t.tfrecord"), examples)]
+        return [trajectory_records.write_records(os.path.join(self.dir, "t.tfrecord"), examples)]
 
     def test_every_decision_of_every_record_becomes_one_example_with_its_buckets_weight(self):
         files = self._write([([1, 2, 3], 0), ([], 0), ([4, 5], 1)])
@@ -278,10 +280,10 @@ class InputPipelineTest(GinTestCase):
         steps = {"cost_estimate": np.array([1, 2]), "threshold": np.array([5, 5])}
         broken = {"cost_estimate": np.array([1, 2])}
         examples = [
-            bc_test_data.sequence_example("ok", steps, np.array([0, 1]), 10.0),
-            bc_test_data.sequence_example("broken", broken, np.array([0, 1]), 10.0),
+            trajectory_records.sequence_example("ok", steps, np.array([0, 1]), 10.0),
+            trajectory_records.sequence_example("broken", broken, np.array([0, 1]), 10.0),
         ]
-        files = [bc_test_data.write_records(os.path.join(self.dir, "t.tfrecord"), examples)]
+        files = [trajectory_records.write_records(os.path.join(self.dir, "t.tfrecord"), examples)]
         dataset = trajectory_dataset.training_examples(
             files, ["cost_estimate", "threshold"], [1.0], batch_size=8, shuffle_buffer_size=1, repeat=False
         )

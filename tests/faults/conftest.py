@@ -6,8 +6,8 @@ import tempfile
 import gin
 import pytest
 
+from bench.testkit import injection
 from compiler_opt.rl import corpus
-from tests.faults import injection
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from bench.testkit import injection
 from compiler_opt.rl import env, policies, protocol, saved_policy
-from tests.faults import injection
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
+from bench.testkit import injection
 from compiler_opt.rl import env, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.imitation_learning import profiles
 from compiler_opt.rl.inlining import task as task_lib
-from tests.faults import injection
 
 pytestmark = pytest.mark.integration
 

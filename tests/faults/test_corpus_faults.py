@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
+from bench.testkit import injection
 from compiler_opt.distributed import local
 from compiler_opt.rl import corpus, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.imitation_learning import profiles
-from tests.faults import injection
 
 
 def _collect(modules, output_dir):

@@ -1,6 +1,6 @@
 """SIGKILL of a whole binary (its process group) at chosen points; rerunning the same command completes the work: no
 module lost or written twice, collection results identical to an uninterrupted run, training resumed from its latest
-checkpoint. The kills land exactly on commit points (tests/faults/crash_at.py) or right after a checkpoint.
+checkpoint. The kills land exactly on commit points (bench/testkit/crash_at.py) or right after a checkpoint.
 (A kill at a random time during collection: tests/test_generate_bc_trajectories.py.)"""
 
 import glob
@@ -14,12 +14,11 @@ import sys
 
 import pytest
 
+from bench.testkit import injection, trajectory_records
 from compiler_opt.distributed import local
 from compiler_opt.rl import corpus, generate_vocab_lib, policies, saved_policy
 from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
-from tests import bc_test_data
-from tests.faults import injection
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +29,7 @@ _BASELINES = ("heuristic", "heuristic:threshold=500")
 def _run(module, args, **crash):
     """Runs `python -m module args` in a new session, through crash_at when `crash` names a kill point."""
     if crash:
-        command = ["-m", "tests.faults.crash_at", *(f"--{k}={v}" for k, v in crash.items()), "--", module, *args]
+        command = ["-m", "bench.testkit.crash_at", *(f"--{k}={v}" for k, v in crash.items()), "--", module, *args]
     else:
         command = ["-m", module, *args]
     return subprocess.run(
@@ -82,7 +81,7 @@ def test_collection_killed_at_random_commit_points_resumes_to_the_uninterrupted_
 
 
 def test_training_killed_after_a_checkpoint_resumes_from_it(tmp_path):
-    files = bc_test_data.write_heuristic_shards(str(tmp_path / "data"), shards=1, modules_per_shard=4)
+    files = trajectory_records.write_heuristic_shards(str(tmp_path / "data"), shards=1, modules_per_shard=4)
     vocab = str(tmp_path / "vocab")
     generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=100))
     root = str(tmp_path / "model")

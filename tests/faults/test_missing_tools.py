@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
+from bench.testkit import injection
 from compiler_opt.distributed import local
 from compiler_opt.rl import compile_cache, env, evaluate_policy_lib, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.inlining import task as task_lib
 from compiler_opt.tools import export_model_lib
-from tests.faults import injection
 
 pytestmark = pytest.mark.integration
 

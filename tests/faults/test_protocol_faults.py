@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.testkit import injection
 from compiler_opt.rl import env, policies, protocol
 from compiler_opt.rl.inlining import task as task_lib
-from tests.faults import injection
 
 # Every example must decode (or fail) within this time: a slow example is as much a bug as a hang.
 _DEADLINE_MS = 2000

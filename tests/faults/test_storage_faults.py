@@ -7,11 +7,10 @@ import os
 
 import pytest
 
+from bench.testkit import injection, trajectory_records
 from compiler_opt.rl import atomic_file, generate_vocab_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.imitation_learning import trajectory_dataset
-from tests import bc_test_data
-from tests.faults import injection
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +119,7 @@ def _damage_middle(path):
 @pytest.fixture
 def shards(tmp_path):
     """Two trajectory shards and their vocab; the second shard is damaged after the vocab is written."""
-    files = bc_test_data.write_heuristic_shards(str(tmp_path / "data"), shards=2, modules_per_shard=3)
+    files = trajectory_records.write_heuristic_shards(str(tmp_path / "data"), shards=2, modules_per_shard=3)
     vocab = str(tmp_path / "vocab")
     generate_vocab_lib.generate_vocab(files, vocab, generate_vocab_lib.VocabConfig(num_buckets=50))
     return files, vocab

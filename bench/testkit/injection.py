@@ -1,4 +1,4 @@
-"""Fault-injection helpers shared by the tests in tests/faults/ and by bench/faults.py.
+"""Fault-injection helpers shared by bench/faults.py and the tests in tests/faults/.
 
 - `write_fake_clang`: an executable stand-in for clang-22 that misbehaves in one way (see fake_compiler.py).
 - `copy_corpus`: an MLGO corpus of copies (never links) of real modules, safe to damage.

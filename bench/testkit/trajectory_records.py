@@ -1,4 +1,5 @@
-"""Small hand-built trajectory records (docs/CONTRACTS.md format) for the vocab, trainer and saved-policy tests."""
+"""Small hand-built trajectory records (docs/CONTRACTS.md format) for the vocab, trainer, saved-policy and fault
+tests and for bench/faults.py."""
 
 from __future__ import annotations
 

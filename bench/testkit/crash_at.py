@@ -1,7 +1,7 @@
 r"""Runs a binary of this project and SIGKILLs its whole process group at a chosen commit point.
 
 Usage (from the repository root, in a new session so that only the binary and its workers are killed):
-  python -m tests.faults.crash_at --event=K [--match=TEXT] [--checkpoint=C] -- MODULE [ARGS...]
+  python -m bench.testkit.crash_at --event=K [--match=TEXT] [--checkpoint=C] -- MODULE [ARGS...]
 
 Every commit of this codebase ends with an `os.replace` (atomic_file, the trainer's exports, the vocab directory).
 Event 2i is the moment just before the i-th rename whose destination contains TEXT, event 2i+1 the moment just

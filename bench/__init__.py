@@ -1,0 +1,1 @@
+"""Benchmarks (`python bench/NAME.py`, each printing JSON) and their shared helpers (bench/testkit/)."""
