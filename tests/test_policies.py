@@ -1,6 +1,7 @@
 """Specification of policy spec strings and of the built-in policies' decisions."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -31,6 +32,14 @@ def _obs(header, *values):
         ("heuristic:threshold=-10", "heuristic:threshold=-10", ("-mllvm", "-inline-threshold=-10")),
         ("always", "always", ()),
         ("never", "never", ()),
+        ("heuristic:inline-call-penalty=50", "heuristic:inline-call-penalty=50", ("-mllvm", "-inline-call-penalty=50")),
+        (
+            "heuristic: threshold=100 , inline-instr-cost=3",
+            "heuristic:inline-instr-cost=3,threshold=100",
+            ("-mllvm", "-inline-instr-cost=3", "-mllvm", "-inline-threshold=100"),
+        ),
+        ("heuristic:inline-threshold=007", "heuristic:threshold=7", ("-mllvm", "-inline-threshold=7")),
+        ("heuristic:inline-cost-full=1", "heuristic:inline-cost-full=true", ("-mllvm", "-inline-cost-full=true")),
     ],
 )
 def test_spec_strings_name_the_policy_and_its_flags(spec, name, extra_args):
@@ -42,6 +51,28 @@ def test_spec_strings_name_the_policy_and_its_flags(spec, name, extra_args):
 def test_bad_spec_strings_are_rejected_with_the_accepted_forms(spec):
     with pytest.raises(policies.PolicySpecError):
         policies.parse(spec)
+
+
+@pytest.mark.parametrize(
+    "spec, named",
+    [
+        ("heuristic:inline-treshold=50", "'inline-treshold' is not an LLVM inliner option"),
+        ("heuristic:threshold=25,inline-call-penalty=x", "option 'inline-call-penalty' takes an integer, got 'x'"),
+        ("heuristic:inline-cost-full=maybe", "option 'inline-cost-full' takes true or false"),
+        ("heuristic:threshold=25,inline-threshold=50", "option 'inline-threshold' given twice"),
+        ("heuristic:threshold", "'threshold' is not OPTION=VALUE"),
+    ],
+)
+def test_bad_heuristic_options_are_named_in_the_error(spec, named):
+    with pytest.raises(policies.PolicySpecError, match=re.escape(named)):
+        policies.parse(spec)
+
+
+def test_the_same_heuristic_settings_written_two_ways_are_one_policy():
+    with pytest.raises(policies.PolicySpecError, match="duplicate"):
+        policies.parse_all(
+            ["heuristic:threshold=25,inline-call-penalty=10", "heuristic:inline-call-penalty=10,threshold=25"]
+        )
 
 
 def test_duplicate_policies_are_rejected():

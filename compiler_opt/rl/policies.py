@@ -3,6 +3,9 @@
 Spec strings:
   heuristic                 LLVM's -Oz heuristic: plays the compiler's own `inlining_default` decision.
   heuristic:threshold=N     the same heuristic compiled with `-mllvm -inline-threshold=N` (changes its decisions).
+  heuristic:OPT=V[,OPT=V]   the same heuristic compiled with `-mllvm -OPT=V` for LLVM inliner options OPT (see
+                            HEURISTIC_OPTIONS; `threshold` is short for `inline-threshold`). The name is canonical:
+                            options sorted, integers normalized, so equal settings get equal names.
   saved:PATH                a TF-Agents SavedModel policy in MLGO layout (PATH is the `saved_policy` dir or its
                             parent); greedy decisions; its probabilities guide exploration. Loaded and checked
                             when parsed: a wrong signature or NaN outputs raise saved_policy.PolicyLoadError.
@@ -42,19 +45,57 @@ class PolicySpecError(ValueError):
     """A policy spec string that cannot be parsed or loaded."""
 
 
+# LLVM inliner options (clang-22's `-mllvm` spellings, from llvm/lib/Analysis/InlineCost.cpp) a heuristic baseline
+# may set, with their value type. Which of them change clang-22's -Oz decisions on real modules is measured by
+# bench/baseline_flags.py (README, "Baseline families"); the others are accepted so that they can be measured.
+HEURISTIC_OPTIONS: dict[str, type] = {
+    "inline-threshold": int,
+    "inlinedefault-threshold": int,
+    "inlinehint-threshold": int,
+    "inlinecold-threshold": int,
+    "inline-cold-callsite-threshold": int,
+    "hot-callsite-threshold": int,
+    "locally-hot-callsite-threshold": int,
+    "cold-callsite-rel-freq": int,
+    "hot-callsite-rel-freq": int,
+    "inline-instr-cost": int,
+    "inline-memaccess-cost": int,
+    "inline-call-penalty": int,
+    "inline-asm-instr-cost": int,
+    "inline-max-stacksize": int,
+    "recursive-inline-max-stacksize": int,
+    "inline-savings-multiplier": int,
+    "inline-savings-profitable-multiplier": int,
+    "inline-size-allowance": int,
+    "inline-enable-cost-benefit-analysis": bool,
+    "inline-cost-full": bool,
+    "inline-caller-superset-nobuiltin": bool,
+    "disable-gep-const-evaluation": bool,
+    "ignore-tti-inline-compatible": bool,
+}
+# Short names accepted in specs, and used in canonical names (so `heuristic:threshold=N` keeps its name).
+_OPTION_ALIASES = {"threshold": "inline-threshold"}
+_SHORT_NAMES = {v: k for k, v in _OPTION_ALIASES.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class HeuristicPolicy:
-    """LLVM's inlining heuristic, optionally at another `-inline-threshold` (None = the -Oz default)."""
+    """LLVM's inlining heuristic, compiled with `options`: ((llvm option, value string), ...) sorted by option.
 
-    threshold: int | None = None
+    No options = the stock -Oz heuristic. Build from spec strings with `parse`, which checks the options.
+    """
+
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
-        return "heuristic" if self.threshold is None else f"heuristic:threshold={self.threshold}"
+        if not self.options:
+            return "heuristic"
+        return "heuristic:" + ",".join(f"{_SHORT_NAMES.get(k, k)}={v}" for k, v in self.options)
 
     @property
     def extra_args(self) -> tuple[str, ...]:
-        return () if self.threshold is None else ("-mllvm", f"-inline-threshold={self.threshold}")
+        return tuple(arg for k, v in self.options for arg in ("-mllvm", f"-{k}={v}"))
 
     @property
     def cache_id(self) -> str:
@@ -64,6 +105,33 @@ class HeuristicPolicy:
         offset = _int64_offset(header, DEFAULT_DECISION_FEATURE, self.name)
         unpack = struct.Struct("<q").unpack_from
         return lambda obs: unpack(obs.payload, offset)[0]
+
+
+def _parse_heuristic_options(spec: str, body: str) -> HeuristicPolicy:
+    options: dict[str, str] = {}
+    for item in body.split(","):
+        key, sep, value = item.strip().partition("=")
+        key, value = key.strip().lstrip("-"), value.strip()
+        if not sep or not key or not value:
+            raise PolicySpecError(f"bad policy spec {spec!r}: {item!r} is not OPTION=VALUE")
+        option = _OPTION_ALIASES.get(key, key)
+        kind = HEURISTIC_OPTIONS.get(option)
+        if kind is None:
+            raise PolicySpecError(
+                f"bad policy spec {spec!r}: {key!r} is not an LLVM inliner option a heuristic baseline can set; "
+                f"use threshold or one of {sorted(HEURISTIC_OPTIONS)}"
+            )
+        if option in options:
+            raise PolicySpecError(f"bad policy spec {spec!r}: option {key!r} given twice")
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise PolicySpecError(f"bad policy spec {spec!r}: option {key!r} takes true or false, got {value!r}")
+            options[option] = "true" if value.lower() in ("true", "1") else "false"
+        else:
+            if not value.lstrip("-").isdigit():
+                raise PolicySpecError(f"bad policy spec {spec!r}: option {key!r} takes an integer, got {value!r}")
+            options[option] = str(int(value))
+    return HeuristicPolicy(tuple(sorted(options.items(), key=lambda kv: _SHORT_NAMES.get(kv[0], kv[0]))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,10 +277,7 @@ def parse(spec: str):
     if spec == "heuristic":
         return HeuristicPolicy()
     if spec.startswith("heuristic:"):
-        key, _, value = spec[len("heuristic:") :].partition("=")
-        if key != "threshold" or not value.lstrip("-").isdigit():
-            raise PolicySpecError(f"bad policy spec {spec!r}: expected heuristic:threshold=N with an integer N")
-        return HeuristicPolicy(threshold=int(value))
+        return _parse_heuristic_options(spec, spec[len("heuristic:") :])
     if spec == "always":
         return ConstantPolicy(1)
     if spec == "never":
@@ -222,7 +287,8 @@ def parse(spec: str):
         policy.model  # noqa: B018 - loads and checks it (signature, NaN outputs) before any compile starts.
         return policy
     raise PolicySpecError(
-        f"unknown policy spec {spec!r}: use heuristic, heuristic:threshold=N, saved:PATH, always or never"
+        f"unknown policy spec {spec!r}: use heuristic, heuristic:threshold=N, heuristic:OPTION=V[,OPTION=V], "
+        "saved:PATH, always or never"
     )
 
 
