@@ -13,8 +13,8 @@ systematic, not a per-module failure).
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
+import functools
 import os
 import select
 import shutil
@@ -25,6 +25,7 @@ import time
 from typing import Protocol
 
 import numpy as np
+from absl import logging
 
 from compiler_opt.rl import protocol
 from compiler_opt.rl.inlining import task as task_lib
@@ -38,17 +39,31 @@ _STDERR_TAIL = 2000
 _POLL_SLICE_S = 0.05
 
 
-_PR_SET_PDEATHSIG = 1
 _TMP_PREFIX = "bcmax-compile-"
 
 
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
+@functools.cache
+def _die_with_host() -> tuple[str, ...]:
+    """The command prefix that makes a compiler die with the process that started it: util-linux's
+    `setpriv --pdeathsig KILL --` sets PR_SET_PDEATHSIG and then execs the compiler (same pid, same process group).
 
+    Why not `preexec_fn` (ctypes `prctl` in the forked child): Python runs it between fork and exec, which can deadlock
+    in a process with threads (ours have executor, TF and Ray threads; Python warns about it), and it forces a full
+    fork() of a large process. Why not only `start_new_session` plus a kill in `finally`: a host killed with SIGKILL
+    runs no cleanup. The death signal follows the thread that started the compiler; `compile_*` waits for the
+    compiler on that thread, so it is alive as long as the compile is. A host that dies before setpriv has set the
+    signal (a few ms) leaves a compiler that still ends: an interactive one reads EOF from its channel, a plain one
+    finishes its module.
 
-def _die_with_parent() -> None:
-    """Runs in the forked child before exec: the compiler is killed if the process driving it dies (e.g. a worker
-    killed with SIGKILL), so no compiler outlives its host."""
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    setpriv is looked up on PATH, then on the system's default path (tests and users narrow PATH to the LLVM tools).
+    """
+    setpriv = shutil.which("setpriv") or shutil.which("setpriv", path=os.defpath)
+    if setpriv is None:
+        logging.warning(
+            "setpriv (Debian package util-linux) was not found: a compiler will outlive this process if it is killed"
+        )
+        return ()
+    return (setpriv, "--pdeathsig", "KILL", "--")
 
 
 def _make_tmpdir(tmp_root: str | None) -> str:
@@ -247,21 +262,18 @@ def compile_plain(
 
 
 def _start_compiler(cmd: list[str], tmpdir: str, task: task_lib.InliningForSizeTask) -> subprocess.Popen:
-    """Starts the compiler in `tmpdir`, in its own process group, stderr to tmpdir/stderr; it dies with us."""
+    """Starts the compiler in `tmpdir`, in its own process group, stderr to tmpdir/stderr; it dies with us
+    (`_die_with_host`). Raises task_lib.ToolError when the compiler is not installed."""
+    compiler = task_lib.find_tool(cmd[0])
     with open(os.path.join(tmpdir, "stderr"), "wb") as stderr_file:
-        try:
-            return subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr_file,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-                cwd=tmpdir,
-            )
-        except FileNotFoundError:
-            task_lib.find_tool(task.clang)
-            raise
+        return subprocess.Popen(
+            [*_die_with_host(), compiler, *cmd[1:]],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr_file,
+            start_new_session=True,
+            cwd=tmpdir,
+        )
 
 
 def _failed(module, policy_name, status, reason, start, tmpdir, actions=()) -> CompileResult:

@@ -2,6 +2,9 @@
 directory behind, and the collection run goes on with the other modules."""
 
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -80,3 +83,58 @@ def test_a_compiler_that_keeps_sending_without_reading_advice_times_out(small_mo
     assert time.monotonic() - start < _TIMEOUT_S + 10
     assert os.listdir(workdir) == []
     injection.assert_no_process_mentions(workdir)
+
+
+# A host that starts the compile on an executor thread (as collection and evaluation do), then waits on it.
+_HOST = """
+import concurrent.futures, sys
+from compiler_opt.rl import env, policies
+from compiler_opt.rl.inlining import task as task_lib
+
+class Module:
+    name = "m"
+    def command(self, clang, obj_path, extra_args=()):
+        return [clang, obj_path]
+
+task = task_lib.InliningForSizeTask(clang=sys.argv[2])
+with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    if sys.argv[1] == "interactive":
+        run = lambda: env.compile_module(Module(), policies.parse("heuristic"), task=task, tmp_root=sys.argv[3])
+    else:
+        run = lambda: env.compile_plain(Module(), task=task, tmp_root=sys.argv[3])
+    pool.submit(run).result()
+"""
+
+
+@pytest.mark.parametrize("kind", ["interactive", "plain"])
+def test_no_compiler_outlives_a_host_killed_with_sigkill(kind, tmp_path):
+    # The fake compiler neither compiles nor opens the channel: only the death signal can stop it.
+    clang = tmp_path / "bin" / "clang-sleeps"
+    clang.parent.mkdir()
+    clang.write_text("#!/usr/bin/env python3\nimport time\ntime.sleep(300)\n")
+    clang.chmod(0o755)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    host = subprocess.Popen(
+        [sys.executable, "-c", _HOST, kind, str(clang), str(workdir)], stdout=subprocess.DEVNULL, start_new_session=True
+    )
+
+    def compilers():
+        return [pid for pid, _ in injection.processes_mentioning(str(clang)) if pid != host.pid]
+
+    try:
+        deadline = time.monotonic() + 60
+        while not compilers() and time.monotonic() < deadline:
+            assert host.poll() is None, "the host exited before starting its compiler"
+            time.sleep(0.05)
+        assert compilers(), "the compiler never started"
+
+        os.kill(host.pid, signal.SIGKILL)  # the host alone: the compiler has its own process group
+        host.wait()
+
+        injection.assert_no_process_mentions(str(clang))
+    finally:
+        for pid, _ in injection.processes_mentioning(str(clang)):
+            os.kill(pid, signal.SIGKILL)
+        host.kill()
+        host.wait()
