@@ -6,7 +6,8 @@ Usage:
 
 Runs the loop of `bc_max` with the settings of gin_configs/bc_max.gin (resumable: an existing --root_dir is
 continued), then prints JSON: for each iteration the train and held-out ratios (policy total / -Oz total), the
-oracle ratios (per-module best of the baselines), and the best held-out ratio against the goal (<= 0.97).
+oracle ratios (per-module best of the baselines and, on train, of the explorations around them; over the
+same stock -Oz total), and the best held-out ratio against the goal (<= 0.97).
 """
 
 import json

@@ -69,6 +69,20 @@ def test_each_selected_trajectory_is_the_smallest_of_all_compiles(collected):
     assert summary["oracle_total"] <= summary["oz_total"]
 
 
+def test_the_oracle_divides_by_stock_clang_even_when_the_oz_heuristic_is_no_baseline(small_modules, tmp_path):
+    modules = small_modules[:2]
+    out = str(tmp_path / "out")
+    with local.LocalExecutor(1) as executor:
+        summary = lib.collect(
+            modules, [policies.parse("heuristic:threshold=500")], out, executor, max_exploration_steps=0, progress=False
+        )
+    stock = {m.name: env.compile_plain(m).text_size for m in modules}
+
+    assert {p.module: p.oz_size for p in profiles.read_jsonl(os.path.join(out, "profiles.jsonl"))} == stock
+    assert summary["oz_total"] == sum(stock.values())
+    assert summary["oracle_ratio"] > 1.0  # threshold 500 inlines more than -Oz: larger than stock on these modules
+
+
 def test_records_parse_with_the_feature_spec_and_carry_the_reward(collected):
     out, _ = collected
     records = _records(out)

@@ -9,6 +9,7 @@ recomputed; an entry that cannot be written (full disk) is skipped with a warnin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import io
@@ -24,6 +25,19 @@ from compiler_opt.rl import atomic_file, env
 from compiler_opt.rl.inlining import task as task_lib
 
 _FORMAT_VERSION = "1"
+
+
+@dataclasses.dataclass(frozen=True)
+class StockCompile:
+    """Stands for the stock compile in the cache: the module's own command, no host, no ML flags (the -Oz reference
+    every size ratio divides by)."""
+
+    name: str = "stock"
+    cache_id: str = "stock"
+    extra_args: tuple[str, ...] = ()
+
+
+STOCK = StockCompile()
 
 
 @functools.lru_cache(maxsize=8)
@@ -111,3 +125,20 @@ class CompileCache:
             atomic_file.write_bytes(self._path(key), buf.getvalue())
         except OSError as e:  # A full or read-only cache disk costs speed, never a compile.
             logging.warning("compile cache %s: entry not stored (%s)", self.directory, e)
+
+
+def compile_cached(
+    cache: CompileCache | None, module, policy, task: task_lib.InliningForSizeTask, timeout_s: float
+) -> tuple[env.CompileResult, bool]:
+    """`module` compiled under `policy` (or stock, for `STOCK`), from `cache` when it holds the compile; returns the
+    result and whether it came from the cache. A fresh successful compile is stored."""
+    key = cache.key(module, policy, task) if cache else None
+    if cache and (hit := cache.get(key)) is not None:
+        return hit, True
+    if policy is STOCK:
+        result = env.compile_plain(module, task=task, timeout_s=timeout_s)
+    else:
+        result = env.compile_module(module, policy, task=task, timeout_s=timeout_s)
+    if cache:
+        cache.put(key, result)
+    return result, False

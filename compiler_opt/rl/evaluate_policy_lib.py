@@ -85,30 +85,12 @@ def evaluate_module(job: EvalJob) -> ModuleEvaluation:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class _StockCompile:
-    """Stands for the stock compile (no host, no ML flags) in the compile cache."""
-
-    name: str = "stock"
-    cache_id: str = "stock"
-    extra_args: tuple[str, ...] = ()
-
-
-_STOCK = _StockCompile()
+_STOCK = compile_cache.STOCK
 
 
 def _compile_cached(job: EvalJob, policy) -> env.CompileResult:
     cache = compile_cache.CompileCache(job.cache_dir) if job.cache_dir else None
-    key = cache.key(job.module, policy, job.task) if cache else None
-    if cache and (hit := cache.get(key)) is not None:
-        return hit
-    if policy is _STOCK:
-        result = env.compile_plain(job.module, task=job.task, timeout_s=job.timeout_s)
-    else:
-        result = env.compile_module(job.module, policy, task=job.task, timeout_s=job.timeout_s)
-    if cache:
-        cache.put(key, result)
-    return result
+    return compile_cache.compile_cached(cache, job.module, policy, job.task, job.timeout_s)[0]
 
 
 def summarize(policy_name: str, evaluations: Sequence[ModuleEvaluation]) -> EvaluationSummary:

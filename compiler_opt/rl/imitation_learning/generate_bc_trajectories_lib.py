@@ -2,14 +2,16 @@
 
 For each module (BC-MAX, Marinov, Agarwal, Trofin, arXiv 2403.19462, Algorithm 1): compile it under every baseline
 policy, optionally explore around the best (or every) baseline trajectory, and keep the trajectory of smallest text
-size (ties: the earliest baseline, then explorations in order). Workers only compile; the driver commits each module
+size (ties: the earliest baseline, then explorations in order). Each module is also compiled once with stock clang-22
+(its own command, no host): the -Oz reference that the oracle ratio, like every size ratio, divides by. The oracle is
+the per-module best of the baselines and explorations. Workers only compile; the driver commits each module
 atomically, so a killed run resumes where it stopped with no module lost or written twice.
 
 Output directory layout:
   records/<module-key>.tfrecord   one SequenceExample (see trajectories.py) for each module with >= 1 decision
   profiles/<module-key>.json      the module's ModuleProfile; its presence marks the module as done
   profiles.jsonl                  all profiles, sorted by module (rewritten at the end of every run)
-  summary.json                    counts, oracle and -Oz totals, wall time
+  summary.json                    counts, oracle and stock -Oz totals, wall time
 """
 
 from __future__ import annotations
@@ -53,13 +55,15 @@ class ModuleJob:
 
 @dataclasses.dataclass(frozen=True)
 class ModuleOutcome:
-    """A worker's answer: outcomes of every compile, the winning trajectory (None if all failed)."""
+    """A worker's answer: outcomes of every compile, the winning trajectory (None if all failed), and the stock
+    compile (None if the module failed before it ran)."""
 
     module: str
     outcomes: dict[str, profiles.PolicyOutcome]
     best: env.CompileResult | None
     best_name: str | None
     error: str = ""
+    stock: profiles.PolicyOutcome | None = None
 
 
 def module_key(name: str) -> str:
@@ -98,16 +102,10 @@ def _collect_module(job: ModuleJob) -> ModuleOutcome:
     outcomes: dict[str, profiles.PolicyOutcome] = {}
 
     def compile_fn(policy) -> env.CompileResult:
-        key = cache.key(job.module, policy, job.task) if cache else None
-        cached = cache.get(key) if cache else None
-        if cached is not None:
-            result = dataclasses.replace(cached, module=job.module.name, policy=policy.name)
-        else:
-            result = env.compile_module(job.module, policy, task=job.task, timeout_s=job.timeout_s)
-            if cache:
-                cache.put(key, result)
+        result, cached = compile_cache.compile_cached(cache, job.module, policy, job.task, job.timeout_s)
+        result = dataclasses.replace(result, module=job.module.name, policy=policy.name)
         results[policy.name] = result
-        outcomes[policy.name] = _outcome(result, cached is not None)
+        outcomes[policy.name] = _outcome(result, cached)
         return result
 
     for baseline in job.baselines:
@@ -123,11 +121,18 @@ def _collect_module(job: ModuleJob) -> ModuleOutcome:
                 base, results[base.name], job.explorer, compile_fn, max_exploration_steps=job.max_exploration_steps
             ):
                 results[name] = result
+    stock, stock_cached = compile_cache.compile_cached(cache, job.module, compile_cache.STOCK, job.task, job.timeout_s)
     best_name = profiles.select_best(outcomes)
     best = results[best_name] if best_name else None
     if best is not None:
         best = dataclasses.replace(best, policy=best_name)
-    return ModuleOutcome(module=job.module.name, outcomes=outcomes, best=best, best_name=best_name)
+    return ModuleOutcome(
+        module=job.module.name,
+        outcomes=outcomes,
+        best=best,
+        best_name=best_name,
+        stock=_outcome(stock, stock_cached),
+    )
 
 
 class TrajectoryWriter:
@@ -164,8 +169,7 @@ class TrajectoryWriter:
         from compiler_opt.rl.imitation_learning import trajectories  # TensorFlow only in the driver.
 
         key = module_key(outcome.module)
-        oz = outcome.outcomes.get("heuristic")
-        oz_size = oz.size if oz is not None and oz.ok else None
+        oz_size = outcome.stock.size if outcome.stock is not None and outcome.stock.ok else None
         best_size = outcome.outcomes[outcome.best_name].size if outcome.best_name else None
         label = profiles.size_bucket(oz_size if oz_size is not None else best_size)
         record = None
@@ -253,7 +257,7 @@ def collect(
         for _, outcome in executor.map_unordered(collect_module, jobs):
             profile = writer.commit(outcome)
             done[profile.module] = profile
-            compiles += sum(not o.cached for o in outcome.outcomes.values())
+            compiles += sum(not o.cached for o in (*outcome.outcomes.values(), outcome.stock) if o is not None)
             if profile.best is None:
                 reason = outcome.error or next((o.error for o in outcome.outcomes.values() if o.error), "")
                 failed.append(profile.module)
@@ -278,7 +282,8 @@ def collect(
 
 
 def summarize(selected: Sequence[profiles.ModuleProfile]) -> dict:
-    """Totals over modules where both -Oz and the best are known: the "oracle" is the per-module best."""
+    """Totals over modules where both the stock -Oz size and the best are known. oz_total: stock -Oz; oracle_total:
+    the per-module best of the baselines and explorations; oracle_ratio: oracle_total / oz_total."""
     both = [p for p in selected if p.oz_size is not None and p.best_size is not None]
     oz_total = sum(p.oz_size for p in both)
     best_total = sum(p.best_size for p in both)

@@ -5,7 +5,8 @@ File format (`profiles.jsonl`, one JSON object per line, sorted by module name):
    "record": RELATIVE_PATH | null,
    "results": {POLICY_NAME: {"size": int | null, "text_section_size": int | null, "horizon": int,
                              "seconds": float, "status": "ok" | "failed" | "timeout", "error": str, "cached": bool}}}
-Sizes are `llvm-size` text columns in bytes. `oz_size` is the `heuristic` baseline's size (stock -Oz) when it ran.
+Sizes are `llvm-size` text columns in bytes. `oz_size` is the stock compile's size (clang-22 with the module's own
+-Oz command, no host: the denominator of every size ratio); `best` ranges over the baselines and explorations.
 `label` is the size bucket of the module (see `size_bucket`), used for weighting in training.
 """
 

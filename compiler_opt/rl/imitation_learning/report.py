@@ -1,7 +1,8 @@
 """The BC-MAX report: root_dir/report.md with three PNG plots, root_dir/results.json, and a console table.
 
 Plots (matplotlib, Agg backend):
-  size_ratio.png    total text size / stock -Oz per iteration: train and held-out, with the per-module-max oracle
+  size_ratio.png    total text size / stock -Oz per iteration: train and held-out, with the oracle (per-module
+                    best of the baselines and explorations)
   size_change.png   distribution of per-module size change (%) of the last iteration's policy vs -Oz
   wins.png          which baseline (or exploration) produced each module's best trajectory, per iteration
 """
@@ -103,7 +104,8 @@ def write(root_dir: str, results: Sequence[bc_max_lib.IterationResult]) -> str:
         "# BC-MAX report",
         "",
         "Ratios are total `llvm-size` text size over stock clang-22 -Oz on the same modules (below 1 is smaller).",
-        "The oracle is the per-module best of the iteration's baselines (and, on train, exploration).",
+        "The oracle is the per-module best of the iteration's baselines and, on train, of the explorations around",
+        "them, over the same stock -Oz total.",
         "",
         "```",
         table(results),
