@@ -1,22 +1,30 @@
-r"""Compile time of a corpus with the exported pass plugin vs stock clang-22 -Oz, and where the difference goes.
+r"""The exported pass plugin on a corpus: the model shipped decides as the model measured, and what it costs.
 
 Usage:
-  .venv/bin/python bench/plugin.py --export_dir=runs/x/export      # an export_model output
+  .venv/bin/python bench/plugin.py --export_dir=runs/x/export      # an export_model output (of its manifest's policy)
   .venv/bin/python bench/plugin.py --policy=runs/x/saved_policy    # exports it first, into a temporary directory
-  options: [--data_path=CORPUS] [--max_modules=N] [--nobreakdown]
+  options: [--data_path=CORPUS] [--max_modules=N] [--nobreakdown] [--noequality] [--num_workers=2]
 
-Compiles every module of the corpus (default: the default corpus) from its `.cmd`, one compile at a time, once stock
-and once with `-fpass-plugin=libbcmax_inliner.so`, alternating the order per module. Times are the compiler's CPU time
-(user + system of the child process, robust to other load on the machine) and wall time. With --breakdown (default)
-every module is compiled once more each way with `-ftime-report`, and the LLVM passes and analyses whose summed time
-grows most with the plugin are listed. The model runs inside InlinerPass (~2.4 us per decision for a 38-feature policy
-after the export merges repeated quantiles; ~27 us before), next to the ML advisor's own per-call-site cost analyses;
-LoopAnalysis and FunctionPropertiesAnalysis are what the advisor recomputes after each inlining. The policy's
-decisions differ from the heuristic's, so later passes also see other code: read the inliner's rows first.
+Equality (compiler_opt.tools.shipped_model_lib): every module compiled three times, in interactive mode answered by
+the policy's numpy path (fast_policy.npz, as collection and evaluation play it) and by its TF SavedModel, and with
+the plugin; prints `equality`: modules_identical / modules_total (all three objects byte-identical), the decisions
+compared (numpy vs SavedModel at every state of the SavedModel compile), how many differ, how many of those lie
+outside the near ties (|logit margin| >= saved_policy.TIE_MARGIN; must be 0) and the near ties, and the modules
+whose plugin or SavedModel object differs. The SavedModel answers each decision with a TensorFlow call, so this
+part takes minutes on a whole corpus; it runs on --num_workers processes.
 
-Prints JSON: modules, stock/plugin CPU and wall seconds, ratio_cpu (the goal is <= 1.05) and ratio_wall, per-module
-CPU ratio quantiles and the worst modules, total text size both ways (bytes), the plugin's size (bytes) and exported
-symbols, and `breakdown` (top timers by added seconds).
+Timing: every module of the corpus (default: the default corpus) compiled from its `.cmd`, one compile at a time, once
+stock and once with `-fpass-plugin=libbcmax_inliner.so`, alternating the order per module. Times are the compiler's
+CPU time (user + system of the child process, robust to other load on the machine) and wall time. With --breakdown
+(default) every module is compiled once more each way with `-ftime-report`, and the LLVM passes and analyses whose
+summed time grows most with the plugin are listed. The model runs inside InlinerPass, next to the ML advisor's own
+per-call-site cost analyses; LoopAnalysis and FunctionPropertiesAnalysis are what the advisor recomputes after each
+inlining. The policy's decisions differ from the heuristic's, so later passes also see other code: read the inliner's
+rows first.
+
+Prints JSON: `equality` (above), modules, stock/plugin CPU and wall seconds, ratio_cpu (the goal is <= 1.05) and
+ratio_wall, per-module CPU ratio quantiles and the worst modules, total text size both ways (bytes), the plugin's size
+(bytes) and exported symbols, and `breakdown` (top timers by added seconds).
 """
 
 import json
@@ -30,15 +38,18 @@ import time
 import numpy as np
 from absl import app, flags
 
+from compiler_opt.distributed import executors
 from compiler_opt.rl import module_selection
 from compiler_opt.rl.inlining import task as task_lib
-from compiler_opt.tools import export_model_lib
+from compiler_opt.tools import export_model_lib, shipped_model_lib
 
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output of compiler_opt.tools.export_model.")
 _POLICY = flags.DEFINE_string("policy", None, "saved_policy to export first (when --export_dir is not given).")
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules.")
 _BREAKDOWN = flags.DEFINE_bool("breakdown", True, "Also compile with -ftime-report and list the timers that grow.")
+_EQUALITY = flags.DEFINE_bool("equality", True, "Check that numpy path, SavedModel and plugin agree on every module.")
+_EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _TOP = 12
 _GOAL_RATIO = 1.05
 _TIMER_LINE = re.compile(r"^((?:\s*[\d.]+ \(\s*[\d.]+%\)){3,4})\s+(\S.*)$")
@@ -88,6 +99,32 @@ def _export(tmp: str) -> str:
     return out
 
 
+def _equality(modules, export_dir: str, plugin: str) -> dict:
+    """The shipped-model check of every module (shipped_model_lib), as JSON."""
+    with open(os.path.join(export_dir, export_model_lib.MANIFEST_FILENAME)) as f:
+        policy = _POLICY.value or export_model_lib.ExportManifest.from_json(f.read()).policy
+    start = time.monotonic()
+    with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
+        checks, summary = shipped_model_lib.check(modules, policy, plugin, executor)
+    return {
+        "policy": policy,
+        "modules_total": summary.modules_total,
+        "modules_identical": summary.modules_identical,
+        "modules_failed": list(summary.modules_failed),
+        "decisions": summary.decisions,
+        "inlined": summary.inlined,
+        "differing_decisions": summary.differing_decisions,
+        "differing_outside_ties": summary.differing_outside_ties,
+        "near_ties": summary.near_ties,
+        "tie_margin": summary.tie_margin,
+        "plugin_objects_differ": list(summary.plugin_objects_differ),
+        "saved_model_objects_differ": list(summary.saved_model_objects_differ),
+        "agree": summary.agree,
+        "failures": {c.module: c.error for c in checks if c.error},
+        "seconds": round(time.monotonic() - start, 1),
+    }
+
+
 def main(argv):
     del argv
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
@@ -96,6 +133,7 @@ def main(argv):
     with tempfile.TemporaryDirectory(prefix="bcmax-bench-plugin-") as tmp:
         export_dir = _export(tmp)
         plugin = os.path.join(export_dir, export_model_lib.PLUGIN_FILENAME)
+        equality = _equality(modules, export_dir, plugin) if _EQUALITY.value else None
         with_plugin = (f"-fpass-plugin={plugin}",)
         obj = os.path.join(tmp, "module.o")
         totals = {"stock_cpu": 0.0, "plugin_cpu": 0.0, "stock_wall": 0.0, "plugin_wall": 0.0}
@@ -139,6 +177,7 @@ def main(argv):
                     "corpus": data_path,
                     "export_dir": export_dir,
                     "modules": len(modules),
+                    "equality": equality,
                     "stock_cpu_seconds": round(totals["stock_cpu"], 3),
                     "plugin_cpu_seconds": round(totals["plugin_cpu"], 3),
                     "ratio_cpu": round(totals["plugin_cpu"] / totals["stock_cpu"], 4),

@@ -1,65 +1,103 @@
-"""The exported plugin in a stock clang-22 decides as interactive mode does, on real modules of the default corpus.
+"""The model measured is the model shipped: on real modules of the default corpus, a trained policy's numpy path, its
+TF SavedModel and its exported plugin in a stock clang-22 take the same decisions and give byte-identical objects.
 
 A short training run (heuristic trajectories of ~30 small modules, behaviour cloning) gives a real policy; it is
-exported, and every module is compiled twice from its `.cmd` at -Oz: with `-fpass-plugin=libbcmax_inliner.so`, and
-in interactive mode answered by the same saved_policy (compiler_opt.rl.policies.SavedModelPolicy).
+exported, and every module is compiled from its `.cmd` at -Oz three ways (compiler_opt.tools.shipped_model_lib).
+bench/plugin.py runs the same check on the whole default corpus.
 """
 
 import os
-import subprocess
+import shutil
 
+import numpy as np
 import pytest
 
 # Modules of the default corpus whose bitcode size (bytes) is in this range: ~30 modules of every library, each
 # compiling in well under a second.
 _MIN_BC_BYTES, _MAX_BC_BYTES = 15_000, 60_000
 
+pytestmark = pytest.mark.integration
 
-@pytest.mark.integration
-def test_plugin_sizes_equal_interactive_sizes_for_a_trained_policy(tmp_path):
+
+@pytest.fixture(scope="module")
+def modules(default_corpus):
+    from compiler_opt.rl import corpus
+
+    return [m for m in corpus.Corpus.load(default_corpus) if _MIN_BC_BYTES <= m.size_bytes <= _MAX_BC_BYTES]
+
+
+@pytest.fixture(scope="module")
+def trained(modules, tmp_path_factory):
+    """(saved_policy dir, exported plugin) of a policy cloned from the heuristic on `modules`."""
     import tensorflow as tf
 
-    from compiler_opt.rl import corpus, env, generate_vocab_lib, make_default_corpus_lib, policies
+    from compiler_opt.rl import env, generate_vocab_lib, policies
     from compiler_opt.rl.imitation_learning import training_weights, trajectories
     from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
-    from compiler_opt.rl.inlining import task as task_lib
     from compiler_opt.tools import export_model_lib
 
-    modules = [
-        m
-        for m in corpus.Corpus.load(make_default_corpus_lib.default_corpus_dir())
-        if _MIN_BC_BYTES <= m.size_bytes <= _MAX_BC_BYTES
-    ]
-    records = str(tmp_path / "trajectories.tfrecord")
+    tmp = tmp_path_factory.mktemp("trained")
+    records = str(tmp / "trajectories.tfrecord")
     with tf.io.TFRecordWriter(records) as writer:
         for module in modules:
             result = env.compile_module(module, policies.parse("heuristic"))
             assert result.ok, result.error
             if result.horizon:
                 writer.write(trajectories.to_sequence_example(result, label=0).SerializeToString())
-    generate_vocab_lib.generate_vocab([records], str(tmp_path / "vocab"))
-    trained = trainer_lib.train(
+    generate_vocab_lib.generate_vocab([records], str(tmp / "vocab"))
+    result = trainer_lib.train(
         [records],
-        str(tmp_path / "vocab"),
-        str(tmp_path / "train"),
+        str(tmp / "vocab"),
+        str(tmp / "train"),
         config=trainer_lib.TrainerConfig(
             num_steps=300, batch_size=256, hidden_units=(32, 32), summary_interval=100, checkpoint_interval=300
         ),
         weighting=training_weights.WeightingConfig(mode="uniform"),
     )
-    plugin = os.path.join(str(tmp_path / "export"), export_model_lib.PLUGIN_FILENAME)
-    export_model_lib.export_policy(trained.saved_policy_dir, str(tmp_path / "export"), bazel_package=False)
+    export_model_lib.export_policy(result.saved_policy_dir, str(tmp / "export"), bazel_package=False)
+    return result.saved_policy_dir, str(tmp / "export" / export_model_lib.PLUGIN_FILENAME)
 
-    policy = policies.SavedModelPolicy(trained.saved_policy_dir)
-    task = task_lib.InliningForSizeTask()
-    sizes, decisions = {}, []
-    for module in modules:
-        interactive = env.compile_module(module, policy)
-        assert interactive.ok, interactive.error
-        obj = str(tmp_path / "plugin.o")
-        subprocess.run(module.command("clang-22", obj, (f"-fpass-plugin={plugin}",)), check=True)
-        sizes[module.name] = (task.score(obj).text_size, interactive.text_size)
-        decisions.extend(interactive.actions.tolist())
-    assert len(sizes) >= 10
-    assert 0 < sum(decisions) < len(decisions)
-    assert {name: plugin for name, (plugin, _) in sizes.items()} == {name: ia for name, (_, ia) in sizes.items()}
+
+def _check(modules, policy, plugin):
+    from compiler_opt.distributed import local
+    from compiler_opt.tools import shipped_model_lib
+
+    with local.LocalExecutor(2) as executor:
+        return shipped_model_lib.check(modules, policy, plugin, executor)
+
+
+def test_numpy_path_savedmodel_and_plugin_give_identical_objects_and_decisions(modules, trained):
+    policy, plugin = trained
+    checks, summary = _check(modules, policy, plugin)
+
+    assert summary.modules_total == len(modules) >= 10
+    assert summary.modules_failed == ()
+    assert 0 < summary.inlined < summary.decisions, "the policy must take both decisions, or equality proves little"
+    assert summary.plugin_objects_differ == () and summary.saved_model_objects_differ == ()
+    assert summary.modules_identical == len(modules)
+    assert summary.differing_outside_ties == 0
+    assert summary.agree
+
+
+def test_a_numpy_path_that_decides_otherwise_is_caught(modules, trained, tmp_path):
+    """A sidecar whose output bias favours inlining (valid for its SavedModel, so the numpy path is used) no longer
+    matches the SavedModel or the plugin: the check reports the differing decisions and objects."""
+    from compiler_opt.rl import saved_policy
+
+    policy, plugin = trained
+    tampered = str(tmp_path / "saved_policy")
+    shutil.copytree(policy, tampered)
+    sidecar = os.path.join(tampered, saved_policy.FAST_POLICY_FILENAME)
+    params = saved_policy.FastPolicyParams.load(sidecar)
+    biases = list(params.biases)
+    biases[-1] = biases[-1] + np.array([0.0, 5.0], np.float32)
+    saved_policy.FastPolicyParams(
+        params.normalization, params.kernels, tuple(biases), params.activation, params.saved_model_sha256
+    ).save(sidecar)
+
+    _, summary = _check(modules[:6], tampered, plugin)
+
+    assert summary.differing_outside_ties > 0
+    assert summary.modules_identical < summary.modules_total
+    assert len(summary.plugin_objects_differ) > 0
+    assert not summary.agree
