@@ -58,7 +58,6 @@ SPECS = (
     "heuristic:inline-cost-full=true",  # default false
     "heuristic:inline-caller-superset-nobuiltin=false",  # default true
     "heuristic:disable-gep-const-evaluation=true",  # default false
-    "heuristic:ignore-tti-inline-compatible=true",  # default false
 )
 
 
