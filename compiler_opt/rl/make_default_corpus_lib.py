@@ -177,17 +177,67 @@ PINNED_LIBRARIES = (
 
 @dataclasses.dataclass(frozen=True)
 class ModuleOrigin:
-    """Where a module of the default corpus comes from: `source` is relative to its library root."""
+    """Where a module of the default corpus comes from: `source` is relative to its library root.
+
+    `library` is the module's codebase, also the first path component of `name`.
+    """
 
     name: str
     library: str
     language: str
     source: str
 
+    @property
+    def codebase(self) -> str:
+        return self.library
+
+
+@dataclasses.dataclass(frozen=True)
+class LeftOut:
+    """Sources of a codebase left out of the corpus: `what` (a glob or the space-separated paths), how many, why."""
+
+    what: str
+    count: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CodebaseRecord:
+    """One codebase of a v2 corpus (see corpus_v2_lib).
+
+    Attributes:
+      name: module-name prefix (the first path component of its modules' names).
+      project, version, filename, sha256: the pinned sdist.
+      license: SPDX expression of the sources compiled.
+      tu_count: translation units of the recipe (after its exclusions).
+      module_count: modules of this codebase in the corpus.
+      languages: modules per language ("c", "c++").
+      left_out: what was not compiled or not kept, and why.
+      compile_wall_seconds, compile_cpu_seconds: summed over every compile of its TUs (one job).
+    """
+
+    name: str
+    project: str
+    version: str
+    filename: str
+    sha256: str
+    license: str
+    tu_count: int
+    module_count: int
+    languages: dict[str, int]
+    left_out: tuple[LeftOut, ...]
+    compile_wall_seconds: float
+    compile_cpu_seconds: float
+
 
 @dataclasses.dataclass(frozen=True)
 class CorpusManifest:
-    """MANIFEST_FILE of a default corpus: its cache key, inputs, modules and build time (s)."""
+    """MANIFEST_FILE of a default corpus: its cache key, inputs, modules and build time (s).
+
+    `corpus` is "v1" (PINNED_LIBRARIES) or "v2" (corpus_v2_lib; then `codebases` describes each
+    codebase and `selection` the subset chosen). For v2, `build_seconds` is the summed wall time of
+    every compile of the chosen codebases (a cold build with one job).
+    """
 
     key: str
     clang_version: str
@@ -195,6 +245,9 @@ class CorpusManifest:
     sdists: tuple[Sdist, ...]
     modules: tuple[ModuleOrigin, ...]
     build_seconds: float
+    corpus: str = "v1"
+    codebases: tuple[CodebaseRecord, ...] = ()
+    selection: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)
@@ -209,6 +262,12 @@ class CorpusManifest:
             sdists=tuple(Sdist(**s) for s in d["sdists"]),
             modules=tuple(ModuleOrigin(**m) for m in d["modules"]),
             build_seconds=float(d["build_seconds"]),
+            corpus=d.get("corpus", "v1"),
+            codebases=tuple(
+                CodebaseRecord(**{**c, "left_out": tuple(LeftOut(**x) for x in c["left_out"])})
+                for c in d.get("codebases", ())
+            ),
+            selection=d.get("selection"),
         )
 
     def counts_by(self, field: str) -> dict[str, int]:
@@ -248,7 +307,7 @@ def fetch_sdist(sdist: Sdist, cache_dir: str) -> str:
             "download",
             "--no-deps",
             "--no-binary",
-            ":all:",
+            sdist.project,
             "--disable-pip-version-check",
             "--quiet",
             "--dest",
@@ -516,7 +575,7 @@ def install_corpus(cached_dir: str, output_dir: str) -> None:
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(output_dir)}.")
     try:
         staged = os.path.join(tmp, "corpus")
-        shutil.copytree(cached_dir, staged, copy_function=_link_or_copy)
+        shutil.copytree(cached_dir, staged, copy_function=link_or_copy)
         if os.path.isdir(output_dir):
             shutil.rmtree(output_dir)
         os.rename(staged, output_dir)
@@ -529,7 +588,7 @@ def default_corpus_dir(cache_dir: str | None = None, jobs: int | None = None) ->
     return build_default_corpus(cache_dir=cache_dir, jobs=jobs or os.cpu_count() or 1)
 
 
-def _link_or_copy(src: str, dst: str) -> None:
+def link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
     except OSError:

@@ -1,22 +1,28 @@
-"""Builds (or takes from the cache) the default corpus and puts it in --output_dir.
+"""Builds (or takes from the cache) a default corpus and puts it in --output_dir.
 
   python -m compiler_opt.tools.make_default_corpus --output_dir=build/default_corpus
+  python -m compiler_opt.tools.make_default_corpus --corpus=v2 --codebases=zlib,re2 \
+      --max_modules_per_codebase=20 --output_dir=build/corpus_v2_sample
 
-Input: pinned PyPI sdists (brotli, zstandard's zstd, lz4, fasttext, ujson's double-conversion),
-downloaded once into the cache ($BCMAX_CACHE_DIR, default ~/.cache/compiler_opt_bcmax/).
-Output: an MLGO corpus (corpus_description.json, NAME.bc, NAME.cmd; see compiler_opt/rl/corpus.py)
-plus default_corpus_manifest.json (modules' library and language, build time), hard-linked from
-the cache. Prints modules per library, C vs C++ and the time taken. A cached run takes seconds.
+--corpus=v1 (default): the 91-module corpus of 5 libraries (brotli, zstandard's zstd, lz4,
+fasttext, ujson's double-conversion). --corpus=v2: the codebases of
+compiler_opt/rl/corpus_v2_recipes.py, or the subset chosen by --codebases and
+--max_modules_per_codebase (a deterministic sample, --sample_seed); only the TUs the subset needs
+are compiled, each once (compile results are cached per TU, so an interrupted build resumes).
+Input: pinned sdists, downloaded once into the cache ($BCMAX_CACHE_DIR, default
+~/.cache/compiler_opt_bcmax/). Output: an MLGO corpus (corpus_description.json, NAME.bc, NAME.cmd;
+see compiler_opt/rl/corpus.py) plus default_corpus_manifest.json (modules' codebase and language;
+for v2 also each codebase's version, SHA-256, license, counts and what was left out and why),
+hard-linked from the cache. Prints modules per codebase, C vs C++ and the time taken.
 """
 
-import os
 import sys
 import time
 
 import gin
 from absl import app, flags, logging
 
-from compiler_opt.rl import make_default_corpus_lib
+from compiler_opt.rl import corpus_v2_lib, make_default_corpus_lib
 
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where to put the corpus (replaced if it holds another default corpus)."
@@ -24,7 +30,14 @@ _OUTPUT_DIR = flags.DEFINE_string(
 _CACHE_DIR = flags.DEFINE_string(
     "cache_dir", None, "Cache root (default: $BCMAX_CACHE_DIR or ~/.cache/compiler_opt_bcmax)."
 )
-_JOBS = flags.DEFINE_integer("jobs", os.cpu_count() or 1, "Parallel compiles.")
+_JOBS = flags.DEFINE_integer("jobs", 2, "Parallel compiles.")
+_CORPUS = flags.DEFINE_enum("corpus", "v1", ["v1", "v2"], "Which default corpus.")
+_CODEBASES = flags.DEFINE_list("codebases", [], "v2 only: codebases to include (default: all).")
+_MAX_MODULES = flags.DEFINE_integer(
+    "max_modules_per_codebase", 0, "v2 only: at most this many modules per codebase (0: all)."
+)
+_SAMPLE_SEED = flags.DEFINE_integer("sample_seed", 0, "v2 only: seed of the per-codebase sample.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "v2 only: show a progress bar on stderr.")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 
@@ -35,8 +48,17 @@ def main(argv):
     gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
     logging.info("gin config:\n%s", gin.config_str())
     start = time.monotonic()
+    stats = None
     try:
-        cached_dir = make_default_corpus_lib.build_default_corpus(cache_dir=_CACHE_DIR.value, jobs=_JOBS.value)
+        if _CORPUS.value == "v2":
+            selection = corpus_v2_lib.Selection(tuple(_CODEBASES.value), _MAX_MODULES.value, _SAMPLE_SEED.value)
+            cached_dir, stats = corpus_v2_lib.build_corpus_v2(
+                cache_dir=_CACHE_DIR.value, jobs=_JOBS.value, selection=selection, progress=_PROGRESS.value
+            )
+        else:
+            if _CODEBASES.value or _MAX_MODULES.value:
+                raise app.UsageError("--codebases and --max_modules_per_codebase need --corpus=v2")
+            cached_dir = make_default_corpus_lib.build_default_corpus(cache_dir=_CACHE_DIR.value, jobs=_JOBS.value)
         where = cached_dir
         if _OUTPUT_DIR.value:
             make_default_corpus_lib.install_corpus(cached_dir, _OUTPUT_DIR.value)
@@ -49,12 +71,25 @@ def main(argv):
         f"default corpus: {len(manifest.modules)} modules "
         f"({languages.get('c', 0)} C, {languages.get('c++', 0)} C++) in {where}"
     )
-    for library, count in sorted(manifest.counts_by("library").items()):
-        print(f"  {library:<20} {count:4d} modules")
-    print(
-        f"built once in {manifest.build_seconds:.1f} s with {manifest.clang_version}; "
-        f"this run took {time.monotonic() - start:.1f} s (cache: {cached_dir})"
-    )
+    if manifest.codebases:
+        print(f"  {'codebase':<18} {'version':>10} {'TUs':>5} {'modules':>7} {'C':>5} {'C++':>5} {'left out':>8}")
+        for cb in manifest.codebases:
+            left_out = sum(x.count for x in cb.left_out)
+            c, cxx = cb.languages.get("c", 0), cb.languages.get("c++", 0)
+            print(
+                f"  {cb.name:<18} {cb.version:>10} {cb.tu_count:5d} {cb.module_count:7d} {c:5d} {cxx:5d} {left_out:8d}"
+            )
+        print(f"{len(manifest.codebases)} codebases")
+        print(
+            f"cold build: {manifest.build_seconds:.1f} s of compile wall time summed over every TU "
+            f"(one job; about {manifest.build_seconds / max(_JOBS.value, 1):.0f} s with {_JOBS.value} jobs)"
+        )
+        print(f"this run compiled {stats.compiled} TUs in {stats.wall_seconds:.1f} s with {_JOBS.value} jobs")
+    else:
+        for library, count in sorted(manifest.counts_by("library").items()):
+            print(f"  {library:<20} {count:4d} modules")
+        print(f"built once in {manifest.build_seconds:.1f} s with {manifest.clang_version}")
+    print(f"this run took {time.monotonic() - start:.1f} s (cache: {cached_dir})")
 
 
 def run():

@@ -1,0 +1,541 @@
+"""Default corpus v2: many codebases, built per codebase and per module into a cache, any subset on request.
+
+A codebase (`Codebase`) is the library sources of one pinned sdist: which files are its translation
+units (TUs), which are left out and why, and its compile flags. Module names are
+`CODEBASE/PATH` (PATH: the source path without `strip_prefix` and extension), so the codebase is the
+first path component of every name.
+
+Cache (under make_default_corpus_lib.default_cache_dir()):
+  sdists/FILENAME                     verified downloads (shared with the v1 corpus)
+  corpus_v2/src/SHA/                  each unpacked sdist (SHA: its SHA-256's first 16 digits), plus
+                                      the generated files and split amalgamations of its codebases
+  corpus_v2/codebases/NAME-KEY/       one codebase; KEY hashes its recipe, the opt flags, the
+                                      compile-time limit and the compilers' `--version`
+    modules/PATH.bc, PATH.cmd         each built module (`.llvmbc`/`.llvmcmd` of its object)
+    results.jsonl                     one JSON line per compiled TU: status ok / failed / slow / empty,
+                                      wall and CPU seconds, reason; appended after the module files
+                                      are in place, so an interrupted build resumes where it stopped
+  corpus_v2/views/KEY/                a corpus for one selection (hard links into modules/) with
+                                      corpus_description.json and MANIFEST_FILE
+
+A selection is (codebases, max_modules_per_codebase, sample_seed). Each codebase's TUs are ranked
+by SHA-256 of `SEED:NAME`; the selection takes the first N TUs in that order that compiled within
+the limit, compiling only the TUs needed to know them. A TU is left out if clang fails on it, if
+its object defines no function, or if its compile (-Oz with embedded bitcode) takes more than
+`max_compile_seconds` of CPU time (user + system of the clang process, which a loaded machine does
+not inflate as wall time).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import fcntl
+import fnmatch
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Iterable, Sequence
+
+import gin
+import tqdm
+from absl import logging
+
+from compiler_opt.rl import atomic_file, corpus, extract_corpus_lib
+from compiler_opt.rl import make_default_corpus_lib as v1
+from compiler_opt.rl.corpus_v2_recipes import CODEBASES, Codebase
+
+# Bump when the build changes in a way the keys do not see.
+RECIPE_VERSION = 1
+RESULTS_FILE = "results.jsonl"
+_UNPACKED_MARKER = ".unpacked"
+_STDERR_TAIL_CHARS = 600
+
+
+@dataclasses.dataclass(frozen=True)
+class TuResult:
+    """The outcome of compiling one TU and its wall and CPU seconds.
+
+    status: "ok" (kept), "failed" (clang error), "slow" (over the CPU-time limit or killed at the
+    wall-time limit) or "empty" (the object defines no function: nothing to inline).
+    """
+
+    name: str
+    source: str
+    status: str
+    wall_seconds: float
+    cpu_seconds: float
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Which modules a v2 corpus holds: codebases (empty: all), at most `max_modules` each (0: all)."""
+
+    codebases: tuple[str, ...] = ()
+    max_modules: int = 0
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildStats:
+    """What one build_corpus_v2 call did: TUs it compiled (0 when everything was cached) and wall seconds."""
+
+    compiled: int
+    wall_seconds: float
+
+
+def language_of(source: str) -> str:
+    """ "c++" for C++ suffixes, else "c"."""
+    return "c++" if source.endswith(extract_corpus_lib.CXX_SUFFIXES) else "c"
+
+
+def module_name(codebase: Codebase, source: str) -> str:
+    return f"{codebase.name}/{os.path.splitext(source.removeprefix(codebase.strip_prefix))[0]}"
+
+
+def codebase_key(
+    codebase: Codebase, opt_flags: Sequence[str], max_compile_seconds: float, compilers: Sequence[str]
+) -> str:
+    recipe = {
+        "recipe_version": RECIPE_VERSION,
+        "codebase": dataclasses.asdict(codebase),
+        "opt_flags": list(opt_flags),
+        "max_compile_seconds": max_compile_seconds,
+        "compilers": [*compilers, *(v1.compiler_version(c) for c in compilers)],
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _unpack(archive: str, dest: str) -> None:
+    if archive.endswith(".zip"):
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(dest)
+    else:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")
+
+
+def _list_from_python(path: str, variable: str) -> list[str]:
+    """The list of strings assigned to `variable` in the Python file `path` (read, never executed)."""
+    import ast
+
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == variable for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise v1.DefaultCorpusError(f"{path} assigns no list {variable}")
+
+
+class _CodebaseBuild:
+    """One codebase's cache directory: its sources, its TUs and the results recorded so far."""
+
+    def __init__(self, codebase: Codebase, cache_dir: str, key: str):
+        self.codebase = codebase
+        self.dir = os.path.join(cache_dir, "corpus_v2", "codebases", f"{codebase.name}-{key}")
+        self.key = key
+        self.cache_dir = cache_dir
+        # The unpacked sdist, shared by the codebases it holds.
+        self.src = os.path.join(cache_dir, "corpus_v2", "src", codebase.sdist.sha256[:16])
+        self.root = os.path.join(self.src, *codebase.root.split("/"))
+        self.modules_dir = os.path.join(self.dir, "modules")
+        self.lock = threading.Lock()
+        self.tus: list[str] = []
+        self.left_out: list[tuple[str, int, str]] = []
+        self.results: dict[str, TuResult] = {}
+
+    def prepare(self) -> None:
+        """Unpacks the sdist (once per sdist, shared by its codebases) and writes this codebase's
+        generated files, then lists the TUs and reads results.jsonl."""
+        cb = self.codebase
+        os.makedirs(self.dir, exist_ok=True)
+        shared = os.path.dirname(self.src)
+        os.makedirs(shared, exist_ok=True)
+        with _locked(self.src + ".lock"):
+            if not os.path.isfile(os.path.join(self.src, _UNPACKED_MARKER)):
+                archive = v1.fetch_sdist(cb.sdist, self.cache_dir)
+                tmp = tempfile.mkdtemp(dir=shared, prefix=".unpack-")
+                _unpack(archive, tmp)
+                with open(os.path.join(tmp, _UNPACKED_MARKER), "w") as f:
+                    f.write(cb.sdist.sha256 + "\n")
+                if os.path.isdir(self.src):
+                    shutil.rmtree(self.src)
+                os.rename(tmp, self.src)
+            if not os.path.isdir(self.root):
+                raise v1.DefaultCorpusError(
+                    f"{cb.sdist.filename} has no directory {cb.root}: "
+                    f"fix the recipe of {cb.name} in corpus_v2_recipes.py"
+                )
+            prepared = os.path.join(self.dir, ".prepared")
+            if not os.path.isfile(prepared):
+                for dest, source in cb.copied:
+                    shutil.copyfile(
+                        os.path.join(self.root, *source.split("/")), os.path.join(self.root, *dest.split("/"))
+                    )
+                for path, text in cb.generated:
+                    atomic_file.write_text(os.path.join(self.root, *path.split("/")), text)
+                if cb.amalgamation:
+                    v1.split_amalgamation(os.path.join(self.root, cb.amalgamation), os.path.join(self.root, "split"))
+                atomic_file.write_text(prepared, self.key + "\n")
+        self._list_tus()
+        self._read_results()
+
+    def _list_tus(self) -> None:
+        cb = self.codebase
+        if cb.listed_in:
+            path, variable = cb.listed_in
+            top = os.path.join(self.src, *cb.root.split("/")[:1])
+            prefix = cb.root.split("/", 1)[1] + "/" if "/" in cb.root else ""
+            listed = [p.removeprefix(prefix) for p in _list_from_python(os.path.join(top, path), variable)]
+            candidates = sorted({p for p in listed if any(fnmatch.fnmatchcase(p, pat) for pat in cb.sources)})
+        else:
+            candidates = sorted(
+                {
+                    os.path.relpath(p, self.root).replace(os.sep, "/")
+                    for pattern in cb.sources
+                    for p in glob.glob(os.path.join(self.root, pattern), recursive=True)
+                }
+            )
+        if not candidates:
+            raise v1.DefaultCorpusError(
+                f"{cb.sdist.filename}: no file matches {cb.sources}; "
+                f"fix the recipe of {cb.name} in corpus_v2_recipes.py"
+            )
+        kept = candidates
+        for exclusion in cb.exclude:
+            matched = [p for p in kept if fnmatch.fnmatchcase(p, exclusion.pattern)]
+            kept = [p for p in kept if not fnmatch.fnmatchcase(p, exclusion.pattern)]
+            self.left_out.append((exclusion.pattern, len(matched), exclusion.reason))
+        names = [module_name(cb, s) for s in kept]
+        if len(set(names)) != len(names):
+            dup = [n for n, c in collections.Counter(names).items() if c > 1]
+            raise v1.DefaultCorpusError(f"{cb.name}: sources share module names {dup[:5]}: fix its strip_prefix")
+        self.tus = kept
+
+    def _read_results(self) -> None:
+        path = os.path.join(self.dir, RESULTS_FILE)
+        self.results = {}
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    r = TuResult(**json.loads(line))
+                except (ValueError, TypeError):  # A line cut by an interrupted build: that TU is redone.
+                    continue
+                if r.status != "ok" or all(os.path.isfile(p) for p in self.module_paths(r.name)):
+                    self.results[r.source] = r
+
+    def module_paths(self, name: str) -> tuple[str, str]:
+        base = os.path.join(self.modules_dir, *name.split("/")[1:])
+        return base + ".bc", base + ".cmd"
+
+    def ranking(self, seed: int) -> list[str]:
+        return sorted(
+            self.tus, key=lambda s: hashlib.sha256(f"{seed}:{module_name(self.codebase, s)}".encode()).digest()
+        )
+
+    def to_compile(self, selection: Selection) -> list[str]:
+        """TUs without a result among the first ones in ranking order that could fill the selection."""
+        if not selection.max_modules:
+            return [s for s in self.tus if s not in self.results]
+        todo, ok = [], 0
+        for source in self.ranking(selection.seed):
+            if ok + len(todo) >= selection.max_modules:
+                break
+            result = self.results.get(source)
+            if result is None:
+                todo.append(source)
+            elif result.status == "ok":
+                ok += 1
+        return todo
+
+    def selected(self, selection: Selection) -> list[TuResult]:
+        ok = [
+            self.results[s]
+            for s in self.ranking(selection.seed)
+            if s in self.results and self.results[s].status == "ok"
+        ]
+        if selection.max_modules:
+            ok = ok[: selection.max_modules]
+        return sorted(ok, key=lambda r: r.name)
+
+    def record(self, result: TuResult) -> None:
+        line = json.dumps(dataclasses.asdict(result)) + "\n"
+        with self.lock, _locked(os.path.join(self.dir, ".lock")):
+            with open(os.path.join(self.dir, RESULTS_FILE), "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            self.results[result.source] = result
+
+
+def _compile_tu(
+    build: _CodebaseBuild,
+    source: str,
+    opt_flags: Sequence[str],
+    tools: tuple[str, str, str, str],
+    max_compile_seconds: float,
+    timeout_s: float,
+) -> TuResult:
+    clang, clangxx, objcopy, nm = tools
+    cb = build.codebase
+    name = module_name(cb, source)
+    language = language_of(source)
+    argv = [
+        clangxx if language == "c++" else clang,
+        *opt_flags,
+        *cb.flags,
+        *(cb.cxx_flags if language == "c++" else cb.c_flags),
+        "-ffile-compilation-dir=.",
+        *extract_corpus_lib.EMBED_BITCODE_FLAGS,
+        "-c",
+        source,
+        "-o",
+    ]
+    with tempfile.TemporaryDirectory(prefix="corpus_v2_") as tmp:
+        obj = os.path.join(tmp, "m.o")
+        start = time.monotonic()
+        status, reason, cpu = _run_measured([*argv, obj], build.root, timeout_s)
+        wall = time.monotonic() - start
+        if status == "ok" and cpu > max_compile_seconds:
+            status, reason = "slow", f"compile took {cpu:.1f} s of CPU > {max_compile_seconds} s"
+        if status == "ok" and not _defines_a_function(obj, nm):
+            status, reason = "empty", "defines no function (data only, or code for another configuration)"
+        if status == "ok":
+            bc, cmd = build.module_paths(name)
+            os.makedirs(os.path.dirname(bc), exist_ok=True)
+            error = extract_corpus_lib.dump_sections(
+                obj, os.path.join(tmp, "m.bc"), os.path.join(tmp, "m.cmd"), objcopy
+            )
+            if error is not None:
+                status, reason = "failed", f"{objcopy}: {error}"
+            else:
+                atomic_file.write_with(bc, lambda t: shutil.copyfile(os.path.join(tmp, "m.bc"), t))
+                atomic_file.write_with(cmd, lambda t: shutil.copyfile(os.path.join(tmp, "m.cmd"), t))
+    result = TuResult(name, source, status, round(wall, 3), round(cpu, 3), reason)
+    build.record(result)
+    return result
+
+
+def _defines_a_function(obj: str, nm: str) -> bool:
+    proc = subprocess.run([nm, "--defined-only", obj], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise v1.DefaultCorpusError(f"{nm} failed on {obj}: {proc.stderr.strip()} (is llvm-22 installed?)")
+    return any(line.split()[-2:-1] in (["T"], ["t"], ["W"]) for line in proc.stdout.splitlines())
+
+
+def _run_measured(argv: Sequence[str], cwd: str, timeout_s: float) -> tuple[str, str, float]:
+    """Runs a compile; returns (status "ok"/"failed"/"slow", reason, CPU seconds of the process)."""
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as e:
+        return "failed", f"cannot run {argv[0]}: {e}", 0.0
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
+    try:
+        stderr = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        timer.cancel()
+        proc.stderr.close()
+    cpu = usage.ru_utime + usage.ru_stime
+    if proc.returncode == -9:
+        return "slow", f"killed after {timeout_s} s wall", cpu
+    if proc.returncode != 0:
+        tail = stderr.decode(errors="replace").strip()[-_STDERR_TAIL_CHARS:]
+        return "failed", f"exit {proc.returncode}: {tail}", cpu
+    return "ok", "", cpu
+
+
+def select_codebases(names: Iterable[str], codebases: Sequence[Codebase] = CODEBASES) -> list[Codebase]:
+    """The codebases named (all if none), in recipe order; an unknown name is an error listing the known ones."""
+    names = [n for n in names if n]
+    known = {cb.name: cb for cb in codebases}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise v1.DefaultCorpusError(f"unknown codebases {unknown}; known: {', '.join(known)}")
+    return [cb for cb in codebases if not names or cb.name in names]
+
+
+@gin.configurable(module="corpus_v2")
+def build_corpus_v2(
+    cache_dir: str | None = None,
+    jobs: int = 2,
+    selection: Selection | None = None,
+    *,
+    codebases: Sequence[Codebase] = CODEBASES,
+    opt_flags: Sequence[str] = ("-Oz",),
+    max_compile_seconds: float = 3.0,
+    compile_timeout_s: float = 120.0,
+    clang: str = "clang-22",
+    clangxx: str = "clang++-22",
+    objcopy: str = "llvm-objcopy-22",
+    nm: str = "llvm-nm-22",
+    progress: bool = True,
+) -> tuple[str, BuildStats]:
+    """Builds what `selection` needs (only TUs without a cached result), then returns its corpus directory.
+
+    Args:
+      cache_dir: cache root (default: make_default_corpus_lib.default_cache_dir()).
+      jobs: parallel compiles.
+      selection: codebases (names from `codebases`) and modules per codebase (default: everything).
+      codebases: the recipes (default: corpus_v2_recipes.CODEBASES).
+      opt_flags: optimization flags of every compile.
+      max_compile_seconds: a TU whose compile takes more CPU seconds than this is left out ("slow").
+      compile_timeout_s: wall-time limit of one compile (then it is killed and left out as slow).
+
+    Returns:
+      (corpus directory with corpus_description.json and MANIFEST_FILE, what this call did).
+
+    Raises:
+      DefaultCorpusError: an unknown codebase, a failed download, or a recipe matching no file. A TU
+        that fails to compile is recorded and left out; it never stops the build.
+    """
+    start = time.monotonic()
+    cache_dir = cache_dir or v1.default_cache_dir()
+    selection = selection or Selection()
+    chosen = select_codebases(selection.codebases, codebases)
+    tools = (clang, clangxx, objcopy, nm)
+    builds = []
+    for cb in chosen:
+        build = _CodebaseBuild(cb, cache_dir, codebase_key(cb, opt_flags, max_compile_seconds, (clang, clangxx)))
+        build.prepare()
+        builds.append(build)
+    compiled = 0
+    while True:
+        work = [(b, s) for b in builds for s in b.to_compile(selection)]
+        if not work:
+            break
+        # Largest sources first (they take longest), so the pool does not end on a long tail.
+        work.sort(key=lambda w: -os.path.getsize(os.path.join(w[0].root, w[1])))
+        logging.info("compiling %d TUs of %d codebases with %d jobs", len(work), len(builds), jobs)
+        bar = tqdm.tqdm(total=len(work), desc="corpus v2", unit="TU", disable=not progress, mininterval=2.0)
+        bar_lock = threading.Lock()
+
+        def one(item, bar=bar, bar_lock=bar_lock):
+            result = _compile_tu(item[0], item[1], opt_flags, tools, max_compile_seconds, compile_timeout_s)
+            with bar_lock:
+                bar.update(1)
+            return result
+
+        try:
+            extract_corpus_lib.parallel_map(one, work, jobs)
+        finally:
+            bar.close()
+        compiled += len(work)
+    view = _write_view(cache_dir, builds, selection, opt_flags, max_compile_seconds, clang)
+    return view, BuildStats(compiled, round(time.monotonic() - start, 1))
+
+
+def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selection: Selection) -> v1.CodebaseRecord:
+    cb = build.codebase
+    left_out = [v1.LeftOut(pattern, count, reason) for pattern, count, reason in build.left_out]
+    for status, why in (
+        ("failed", "clang-22 cannot compile it standalone"),
+        ("slow", "its -Oz compile is too slow"),
+        ("empty", "it defines no function (data only, or code for another configuration)"),
+    ):
+        bad = sorted(r.source for r in build.results.values() if r.status == status)
+        if bad:
+            left_out.append(v1.LeftOut(" ".join(bad), len(bad), why))
+    untried = sum(1 for s in build.tus if s not in build.results)
+    not_selected = sum(1 for r in build.results.values() if r.status == "ok") - len(chosen)
+    if untried or not_selected:
+        left_out.append(
+            v1.LeftOut(
+                "*", untried + not_selected, f"not sampled (at most {selection.max_modules} modules per codebase)"
+            )
+        )
+    languages = collections.Counter(language_of(r.source) for r in chosen)
+    attempted = list(build.results.values())
+    return v1.CodebaseRecord(
+        name=cb.name,
+        project=cb.sdist.project,
+        version=cb.sdist.version,
+        filename=cb.sdist.filename,
+        sha256=cb.sdist.sha256,
+        license=cb.license,
+        tu_count=len(build.tus),
+        module_count=len(chosen),
+        languages=dict(sorted(languages.items())),
+        left_out=tuple(left_out),
+        compile_wall_seconds=round(sum(r.wall_seconds for r in attempted), 1),
+        compile_cpu_seconds=round(sum(r.cpu_seconds for r in attempted), 1),
+    )
+
+
+def _write_view(
+    cache_dir: str,
+    builds: Sequence[_CodebaseBuild],
+    selection: Selection,
+    opt_flags: Sequence[str],
+    max_compile_seconds: float,
+    clang: str,
+) -> str:
+    chosen = {b.codebase.name: b.selected(selection) for b in builds}
+    names = [r.name for b in builds for r in chosen[b.codebase.name]]
+    if not names:
+        why = collections.Counter(r.status for b in builds for r in b.results.values())
+        raise v1.DefaultCorpusError(
+            f"no module of {[b.codebase.name for b in builds]} compiled within the limits (TU results: "
+            f"{dict(why)}; the reasons are in {RESULTS_FILE} of each codebase under {os.path.dirname(builds[0].dir)})"
+        )
+    key = hashlib.sha256(json.dumps([[b.key for b in builds], names]).encode()).hexdigest()[:16]
+    views = os.path.join(cache_dir, "corpus_v2", "views")
+    final = os.path.join(views, key)
+    if v1.read_manifest(final) is not None:
+        return final
+    os.makedirs(views, exist_ok=True)
+    with _locked(os.path.join(views, f"{key}.lock")):
+        if v1.read_manifest(final) is not None:
+            return final
+        tmp = tempfile.mkdtemp(dir=views, prefix=f".{key}-")
+        modules = []
+        for build in builds:
+            for r in chosen[build.codebase.name]:
+                for src, dst in zip(build.module_paths(r.name), corpus.module_files(tmp, r.name), strict=True):
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    v1.link_or_copy(src, dst)
+                modules.append(v1.ModuleOrigin(r.name, build.codebase.name, language_of(r.source), r.source))
+        modules.sort(key=lambda m: m.name)
+        corpus.write_corpus_description(tmp, [m.name for m in modules])
+        records = tuple(_codebase_record(b, chosen[b.codebase.name], selection) for b in builds)
+        manifest = v1.CorpusManifest(
+            key=key,
+            clang_version=v1.compiler_version(clang),
+            opt_flags=tuple(opt_flags),
+            sdists=tuple(dict.fromkeys(b.codebase.sdist for b in builds)),
+            modules=tuple(modules),
+            # Cold build time of these codebases: the wall time of all their compiles, one job.
+            build_seconds=round(sum(r.compile_wall_seconds for r in records), 1),
+            corpus="v2",
+            codebases=records,
+            selection={**dataclasses.asdict(selection), "max_compile_seconds": max_compile_seconds},
+        )
+        atomic_file.write_text(os.path.join(tmp, v1.MANIFEST_FILE), manifest.to_json() + "\n")
+        if os.path.isdir(final):
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    return final
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,182 @@
+"""Specification of default corpus v2: pinned codebases, built per TU into a cache, any subset on request."""
+
+import io
+import json
+import os
+import re
+import tarfile
+
+import pytest
+
+from compiler_opt.rl import corpus, corpus_v2_lib, corpus_v2_recipes
+from compiler_opt.rl import make_default_corpus_lib as v1
+from compiler_opt.rl.corpus_v2_recipes import Codebase, Exclusion
+
+# The recipes (no build).
+
+_RESERVED = ("xxhash", "zopfli", "regex", "greenlet", "pycryptodome", "sqlite", "apsw", "ppmd", "py7zr", "bullet")
+
+
+def test_every_codebase_pins_version_sha256_and_license():
+    for cb in corpus_v2_recipes.CODEBASES:
+        assert re.fullmatch(r"[0-9a-f]{64}", cb.sdist.sha256), cb.name
+        assert cb.sdist.version and cb.sdist.version in cb.sdist.filename, cb.name
+        assert cb.license.strip(), cb.name
+
+
+def test_codebase_names_are_distinct_path_components():
+    names = [cb.name for cb in corpus_v2_recipes.CODEBASES]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[a-z0-9_]+", n) for n in names)
+
+
+def test_the_v1_libraries_are_kept_with_their_files_and_flags():
+    by_name = {cb.name: cb for cb in corpus_v2_recipes.CODEBASES}
+    for lib in v1.PINNED_LIBRARIES:
+        cb = by_name[lib.name]
+        assert (cb.sdist, cb.root, cb.sources, cb.strip_prefix, cb.amalgamation) == (
+            lib.sdist,
+            lib.root,
+            lib.sources,
+            lib.strip_prefix,
+            lib.amalgamation,
+        )
+        assert (*cb.flags, *(cb.cxx_flags if lib.language == "c++" else cb.c_flags)) == lib.flags
+
+
+def test_no_reserved_evaluation_code_is_in_any_recipe():
+    for cb in corpus_v2_recipes.CODEBASES:
+        text = json.dumps([cb.name, cb.sdist.project, cb.root, cb.sources, cb.strip_prefix]).lower()
+        assert not [r for r in _RESERVED if r in text], cb.name
+
+
+def test_an_unknown_codebase_is_an_error_naming_the_known_ones():
+    with pytest.raises(v1.DefaultCorpusError, match=r"unknown codebases \['nope'\]; known: brotli, zstd"):
+        corpus_v2_lib.select_codebases(["nope"])
+
+
+# Building (tiny codebases from local sdists; pip finds them with --find-links).
+
+
+def _sdist(tmp_path, project, files, sha256=None):
+    archive = tmp_path / f"{project}-1.0.tar.gz"
+    files = {
+        **{f"{project}-1.0/{k}": v for k, v in files.items()},
+        f"{project}-1.0/setup.py": f"from setuptools import setup\nsetup(name='{project}', version='1.0')\n",
+        f"{project}-1.0/PKG-INFO": f"Metadata-Version: 2.1\nName: {project}\nVersion: 1.0\n",
+    }
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return v1.Sdist(
+        project,
+        "1.0",
+        archive.name,
+        sha256 or v1.sha256_of(str(archive)),
+        pip_args=("--no-index", "--find-links", str(tmp_path), "--no-build-isolation"),
+    )
+
+
+def _five_functions(tmp_path):
+    files = {f"src/f{i}.c": f"int f{i}(int x) {{ return x + {i}; }}\n" for i in range(5)}
+    return Codebase(
+        name="five", sdist=_sdist(tmp_path, "five", files), license="MIT", root="five-1.0", sources=("src/*.c",)
+    )
+
+
+def _unfetchable(tmp_path):
+    sdist = _sdist(tmp_path, "other", {"a.c": "int a;\n"}, sha256="0" * 64)
+    return Codebase(name="other", sdist=sdist, license="MIT", root="other-1.0", sources=("*.c",))
+
+
+def _results(cache, codebase):
+    (directory,) = (d for d in os.listdir(cache / "corpus_v2" / "codebases") if d.startswith(codebase + "-"))
+    with open(cache / "corpus_v2" / "codebases" / directory / corpus_v2_lib.RESULTS_FILE) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.mark.integration
+def test_a_subset_builds_only_its_codebases_and_sample_and_a_rerun_only_reads_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    codebases = (_five_functions(tmp_path), _unfetchable(tmp_path))
+
+    def build(max_modules):
+        selection = corpus_v2_lib.Selection(codebases=("five",), max_modules=max_modules, seed=3)
+        return corpus_v2_lib.build_corpus_v2(
+            str(cache), jobs=1, selection=selection, codebases=codebases, progress=False
+        )
+
+    path, stats = build(2)
+    # The other codebase's sdist (whose pin is wrong) was never fetched.
+    assert os.listdir(cache / "sdists") == ["five-1.0.tar.gz"]
+    assert stats.compiled == 2 and len(_results(cache, "five")) == 2
+    two = corpus.Corpus.load(path).names
+    assert len(two) == 2 and all(n.startswith("five/src/f") for n in two)
+
+    manifest_mtime = os.stat(os.path.join(path, v1.MANIFEST_FILE)).st_mtime_ns
+    again, stats = build(2)
+    assert (again, stats.compiled) == (path, 0)
+    assert os.stat(os.path.join(path, v1.MANIFEST_FILE)).st_mtime_ns == manifest_mtime
+
+    # A larger sample of the same seed compiles only what it adds, and keeps the smaller one.
+    bigger, stats = build(3)
+    assert stats.compiled == 1 and len(_results(cache, "five")) == 3
+    assert set(two) < set(corpus.Corpus.load(bigger).names)
+
+
+@pytest.mark.integration
+def test_the_manifest_records_each_codebase_and_what_was_left_out_and_why(tmp_path):
+    files = {
+        "lib/add.c": "int add(int a, int b) { return a + b; }\n",
+        "lib/twice.cc": "int twice(int a) { return 2 * a; }\n",
+        "lib/broken.c": "int broken( {\n",
+        "lib/table.c": "const int table[3] = {1, 2, 3};\n",
+        "lib/win32/only.c": "int only(void) { return 0; }\n",
+    }
+    codebase = Codebase(
+        name="mixed",
+        sdist=_sdist(tmp_path, "mixed", files),
+        license="BSD-3-Clause",
+        root="mixed-1.0",
+        sources=("lib/**/*.c", "lib/*.cc"),
+        exclude=(Exclusion("lib/win32/*", "Windows only"),),
+        strip_prefix="lib/",
+    )
+    path, _ = corpus_v2_lib.build_corpus_v2(str(tmp_path / "cache"), jobs=2, codebases=(codebase,), progress=False)
+    manifest = v1.read_manifest(path)
+    assert manifest.corpus == "v2"
+    assert [(m.name, m.codebase, m.language) for m in manifest.modules] == [
+        ("mixed/add", "mixed", "c"),
+        ("mixed/twice", "mixed", "c++"),
+    ]
+    assert corpus.Corpus.load(path).names == ("mixed/add", "mixed/twice")
+    (record,) = manifest.codebases
+    assert (record.name, record.version, record.sha256, record.license) == (
+        "mixed",
+        "1.0",
+        codebase.sdist.sha256,
+        "BSD-3-Clause",
+    )
+    assert (record.tu_count, record.module_count, record.languages) == (4, 2, {"c": 1, "c++": 1})
+    reasons = {x.what: (x.count, x.reason) for x in record.left_out}
+    assert reasons["lib/win32/*"] == (1, "Windows only")
+    assert reasons["lib/broken.c"][0] == 1 and "cannot compile" in reasons["lib/broken.c"][1]
+    assert reasons["lib/table.c"][0] == 1 and "no function" in reasons["lib/table.c"][1]
+
+
+@pytest.mark.integration
+def test_tus_over_the_compile_time_limit_are_left_out_as_slow(tmp_path):
+    with pytest.raises(v1.DefaultCorpusError, match=r"no module of \['five'\] .*'slow': 5"):
+        corpus_v2_lib.build_corpus_v2(
+            str(tmp_path / "cache"),
+            jobs=1,
+            codebases=(_five_functions(tmp_path),),
+            max_compile_seconds=0.0,
+            progress=False,
+        )
+    results = _results(tmp_path / "cache", "five")
+    assert [r["status"] for r in results] == ["slow"] * 5
+    assert all(r["cpu_seconds"] > 0 for r in results)
