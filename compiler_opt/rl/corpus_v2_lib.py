@@ -216,6 +216,10 @@ class _CodebaseBuild:
             matched = [p for p in kept if fnmatch.fnmatchcase(p, exclusion.pattern)]
             kept = [p for p in kept if not fnmatch.fnmatchcase(p, exclusion.pattern)]
             self.left_out.append((exclusion.pattern, len(matched), exclusion.reason))
+        if cb.sample and len(kept) > cb.sample:
+            order = sorted(kept, key=lambda s: hashlib.sha256(module_name(cb, s).encode()).digest())
+            self.left_out.append(("*", len(kept) - cb.sample, f"not in the recipe's sample of {cb.sample} TUs"))
+            kept = sorted(order[: cb.sample])
         names = [module_name(cb, s) for s in kept]
         if len(set(names)) != len(names):
             dup = [n for n, c in collections.Counter(names).items() if c > 1]
@@ -306,7 +310,7 @@ def _compile_tu(
     with tempfile.TemporaryDirectory(prefix="corpus_v2_") as tmp:
         obj = os.path.join(tmp, "m.o")
         start = time.monotonic()
-        status, reason, cpu = _run_measured([*argv, obj], build.root, timeout_s)
+        status, reason, cpu = _run_measured([*argv, obj], build.root, timeout_s, max_compile_seconds)
         wall = time.monotonic() - start
         if status == "ok" and cpu > max_compile_seconds:
             status, reason = "slow", f"compile took {cpu:.1f} s of CPU > {max_compile_seconds} s"
@@ -335,24 +339,52 @@ def _defines_a_function(obj: str, nm: str) -> bool:
     return any(line.split()[-2:-1] in (["T"], ["t"], ["W"]) for line in proc.stdout.splitlines())
 
 
-def _run_measured(argv: Sequence[str], cwd: str, timeout_s: float) -> tuple[str, str, float]:
-    """Runs a compile; returns (status "ok"/"failed"/"slow", reason, CPU seconds of the process)."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_measured(argv: Sequence[str], cwd: str, timeout_s: float, max_cpu_s: float) -> tuple[str, str, float]:
+    """Runs a compile; returns (status "ok"/"failed"/"slow", reason, CPU seconds of the process).
+
+    The compile is stopped once it has used more than `max_cpu_s` of CPU (it would be left out
+    anyway) or `timeout_s` of wall time.
+    """
     try:
         proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError as e:
         return "failed", f"cannot run {argv[0]}: {e}", 0.0
-    timer = threading.Timer(timeout_s, proc.kill)
-    timer.start()
+    stopped = []
+
+    def watch():
+        deadline = time.monotonic() + timeout_s
+        while proc.returncode is None and not stopped:
+            if time.monotonic() > deadline:
+                stopped.append(f"stopped after {timeout_s} s of wall time")
+            elif _cpu_seconds(proc.pid) > max_cpu_s:
+                stopped.append(f"stopped after more than {max_cpu_s} s of CPU")
+            else:
+                time.sleep(0.25)
+                continue
+            proc.kill()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
         stderr = proc.stderr.read()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
-        timer.cancel()
         proc.stderr.close()
+    watcher.join()
     cpu = usage.ru_utime + usage.ru_stime
-    if proc.returncode == -9:
-        return "slow", f"killed after {timeout_s} s wall", cpu
+    if stopped:
+        return "slow", stopped[0], cpu
     if proc.returncode != 0:
         tail = stderr.decode(errors="replace").strip()[-_STDERR_TAIL_CHARS:]
         return "failed", f"exit {proc.returncode}: {tail}", cpu
@@ -378,7 +410,7 @@ def build_corpus_v2(
     codebases: Sequence[Codebase] = CODEBASES,
     opt_flags: Sequence[str] = ("-Oz",),
     max_compile_seconds: float = 3.0,
-    compile_timeout_s: float = 120.0,
+    compile_timeout_s: float = 1800.0,
     clang: str = "clang-22",
     clangxx: str = "clang++-22",
     objcopy: str = "llvm-objcopy-22",
@@ -394,7 +426,8 @@ def build_corpus_v2(
       codebases: the recipes (default: corpus_v2_recipes.CODEBASES).
       opt_flags: optimization flags of every compile.
       max_compile_seconds: a TU whose compile takes more CPU seconds than this is left out ("slow").
-      compile_timeout_s: wall-time limit of one compile (then it is killed and left out as slow).
+      compile_timeout_s: wall-time limit of one compile (then it is killed and left out as slow);
+        a compile is also stopped as soon as its CPU time passes `max_compile_seconds`.
 
     Returns:
       (corpus directory with corpus_description.json and MANIFEST_FILE, what this call did).

@@ -80,9 +80,10 @@ def main(argv):
                 f"  {cb.name:<18} {cb.version:>10} {cb.tu_count:5d} {cb.module_count:7d} {c:5d} {cxx:5d} {left_out:8d}"
             )
         print(f"{len(manifest.codebases)} codebases")
+        cpu = sum(cb.compile_cpu_seconds for cb in manifest.codebases)
         print(
-            f"cold build: {manifest.build_seconds:.1f} s of compile wall time summed over every TU "
-            f"(one job; about {manifest.build_seconds / max(_JOBS.value, 1):.0f} s with {_JOBS.value} jobs)"
+            f"cold build: {manifest.build_seconds:.1f} s wall, {cpu:.1f} s CPU, summed over every TU compile "
+            "of these codebases (one job at a time)"
         )
         print(f"this run compiled {stats.compiled} TUs in {stats.wall_seconds:.1f} s with {_JOBS.value} jobs")
     else:
