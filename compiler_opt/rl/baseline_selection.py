@@ -58,23 +58,12 @@ def actions_digest(actions) -> str:
     return hashlib.sha256(np.asarray(actions, dtype=np.int8).tobytes()).hexdigest()[:16]
 
 
-def compile_cached(module, policy, task, timeout_s: float, cache_dir: str | None) -> env.CompileResult:
-    """One interactive compile of `module` under `policy`, through the compile cache when `cache_dir` is set."""
-    cache = compile_cache.CompileCache(cache_dir) if cache_dir else None
-    key = cache.key(module, policy, task) if cache else None
-    if cache and (hit := cache.get(key)) is not None:
-        return hit
-    result = env.compile_module(module, policy, task=task, timeout_s=timeout_s)
-    if cache:
-        cache.put(key, result)
-    return result
-
-
 def measure_one(job: MeasureJob) -> Measurement:
     """Runs in a worker. A failed compile becomes a Measurement with size None; only a missing tool or a compiler
     without the policy's features raises (they fail every module)."""
     try:
-        result = compile_cached(job.module, job.policy, job.task, job.timeout_s, job.cache_dir)
+        cache = compile_cache.CompileCache(job.cache_dir) if job.cache_dir else None
+        result, _ = compile_cache.compile_cached(cache, job.module, job.policy, job.task, job.timeout_s)
     except (env.FeatureMismatchError, task_lib.ToolError):
         raise
     except Exception as e:  # noqa: BLE001 - one module's failure must not end the run.

@@ -30,7 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 import gin
 import numpy as np
 
-from compiler_opt.rl import env, policies
+from compiler_opt.rl import compile_cache, env, policies
+from compiler_opt.rl.imitation_learning import exploration
 
 
 @gin.configurable(module="budgeted_exploration")
@@ -234,11 +235,10 @@ class ExploreOutcome:
 
 def explore_module(job: ExploreJob) -> ExploreOutcome:
     """Runs in a worker (see ExploreJob)."""
-    from compiler_opt.rl import baseline_selection
-    from compiler_opt.rl.imitation_learning import exploration
+    cache = compile_cache.CompileCache(job.cache_dir) if job.cache_dir else None
 
     def compile_fn(policy):
-        return baseline_selection.compile_cached(job.module, policy, job.task, job.timeout_s, job.cache_dir)
+        return compile_cache.compile_cached(cache, job.module, policy, job.task, job.timeout_s)[0]
 
     base_results = {b.name: compile_fn(b) for b in job.baselines}
     sizes = {name: r.text_size if r.ok else None for name, r in base_results.items()}
