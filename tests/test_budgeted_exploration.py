@@ -3,6 +3,7 @@ module never spends more compiles than its budget, split over trajectory regions
 
 import dataclasses
 
+import gin
 import numpy as np
 import pytest
 
@@ -134,3 +135,35 @@ def test_a_region_with_nothing_left_hands_its_compiles_to_another_region():
     assert toy.compiles == 5
     assert sorted(r.step for r in records) == [0, 1, 2, 3, 4]
     assert [sum(r.region == i for r in records) for i in range(2)] == [2, 3]
+
+
+@pytest.mark.integration
+def test_budgeted_collection_spends_the_corpus_budget_on_real_modules(default_corpus, tmp_path):
+    from compiler_opt.distributed import local
+    from compiler_opt.rl import corpus
+    from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+    from compiler_opt.rl.imitation_learning import profiles
+
+    modules = sorted(corpus.Corpus.load(default_corpus), key=lambda m: m.size_bytes)
+    modules = modules[len(modules) // 3 : len(modules) // 3 + 3]
+    gin.bind_parameter("budgeted_exploration.BudgetConfig.compiles_per_module", 3.0)
+    gin.bind_parameter("budgeted_exploration.BudgetConfig.regions", 2)
+    try:
+        with local.LocalExecutor(2) as executor:
+            collection.collect(
+                modules,
+                policies.parse_all(["heuristic", "heuristic:threshold=100"]),
+                str(tmp_path / "out"),
+                executor,
+                cache_dir=str(tmp_path / "cache"),
+                budgeted=True,
+                progress=False,
+            )
+    finally:
+        gin.clear_config()
+    rows = profiles.read_jsonl(str(tmp_path / "out" / collection.PROFILES_FILE))
+    with_decisions = sum(max(o.horizon for o in p.results.values()) > 0 for p in rows)
+    explorations = [name for p in rows for name in p.results if "+explore" in name]
+    # 3 compiles per module with decisions, shared out: all spent unless a module has fewer decisions to flip.
+    assert 0 < len(explorations) <= 3 * with_decisions
+    assert all(name.split("+explore")[0] in ("heuristic", "heuristic:threshold=100") for name in explorations)

@@ -266,3 +266,18 @@ def explore_module(job: ExploreJob) -> ExploreOutcome:
         compiles=len(explored),
         records=tuple(records),
     )
+
+
+def module_budgets(
+    modules: Sequence, baselines: Sequence, executor, config: BudgetConfig, cache_dir: str, task, timeout_s: float
+) -> dict[str, int]:
+    """Exploration compiles per module name: compiles every module's baselines (through the cache at cache_dir,
+    where collection finds them again), then shares config.compiles_per_module x (modules with decisions) out by
+    `allocate`. The allocation depends only on the modules and their baselines' compiles, so a resumed collection
+    gives every module the budget of an uninterrupted one."""
+    jobs = [
+        ExploreJob(m, tuple(baselines), None, "none", None, config.regions, cache_dir, timeout_s, task) for m in modules
+    ]
+    stats = [o.stats for _, o in executor.map_unordered(explore_module, jobs)]
+    total = round(config.compiles_per_module * sum(s.decisions > 0 for s in stats))
+    return allocate(stats, total, config)

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import gin
 from absl import logging
 
-from compiler_opt.rl import atomic_file, compile_cache, env
-from compiler_opt.rl.imitation_learning import exploration, profiles
+from compiler_opt.rl import atomic_file, compile_cache, env, policies
+from compiler_opt.rl.imitation_learning import budgeted_exploration, exploration, profiles
 from compiler_opt.rl.inlining import task as task_lib
 
 RECORDS_DIR = "records"
@@ -51,6 +51,9 @@ class ModuleJob:
     cache_dir: str | None
     timeout_s: float
     task: task_lib.InliningForSizeTask
+    # Budgeted exploration (budgeted_exploration.py): this module's exploration compiles, and trajectory regions.
+    exploration_budget: int | None = None
+    exploration_regions: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,32 +103,39 @@ def _collect_module(job: ModuleJob) -> ModuleOutcome:
     cache = compile_cache.CompileCache(job.cache_dir) if job.cache_dir else None
     results: dict[str, env.CompileResult] = {}
     outcomes: dict[str, profiles.PolicyOutcome] = {}
+    flags_of: dict[str, tuple[str, ...]] = {}
 
     def compile_fn(policy) -> env.CompileResult:
         result, cached = compile_cache.compile_cached(cache, job.module, policy, job.task, job.timeout_s)
         result = dataclasses.replace(result, module=job.module.name, policy=policy.name)
         results[policy.name] = result
+        flags_of[policy.name] = tuple(policy.extra_args)
         outcomes[policy.name] = _outcome(result, cached)
         return result
 
     for baseline in job.baselines:
         compile_fn(baseline)
-    if job.explorer is not None and job.max_exploration_steps > 0:
+    budget = job.exploration_budget if job.exploration_budget is not None else job.max_exploration_steps
+    if job.explorer is not None and budget > 0:
         if job.explore_from == "all":
             roots = [b for b in job.baselines if results[b.name].ok]
         else:
             best = profiles.select_best({b.name: outcomes[b.name] for b in job.baselines})
             roots = [b for b in job.baselines if b.name == best]
         for base in roots:
-            for name, result in exploration.explore(
-                base, results[base.name], job.explorer, compile_fn, max_exploration_steps=job.max_exploration_steps
-            ):
+            if job.exploration_budget is not None:
+                explored, _ = budgeted_exploration.explore(
+                    base, results[base.name], job.explorer, compile_fn, budget, job.exploration_regions
+                )
+            else:
+                explored = exploration.explore(base, results[base.name], job.explorer, compile_fn, budget)
+            for name, result in explored:
                 results[name] = result
     stock, stock_cached = compile_cache.compile_cached(cache, job.module, compile_cache.STOCK, job.task, job.timeout_s)
     best_name = profiles.select_best(outcomes)
     best = results[best_name] if best_name else None
     if best is not None:
-        best = dataclasses.replace(best, policy=best_name)
+        best = dataclasses.replace(_stock_features(best, flags_of[best_name], cache, job), policy=best_name)
     return ModuleOutcome(
         module=job.module.name,
         outcomes=outcomes,
@@ -133,6 +143,26 @@ def _collect_module(job: ModuleJob) -> ModuleOutcome:
         best_name=best_name,
         stock=_outcome(stock, stock_cached),
     )
+
+
+def _stock_features(best: env.CompileResult, flags: tuple[str, ...], cache, job: ModuleJob) -> env.CompileResult:
+    """`best` with the features the stock compiler computes along the same decisions.
+
+    A baseline compiled with inliner options other than -inline-threshold (e.g. `heuristic:inline-call-penalty=N`)
+    changes the cost features clang reports (call_penalty, callsite_cost, cost_estimate, ...), which a deployed
+    policy never sees. Its decisions are replayed once under the stock heuristic; when that reproduces the
+    trajectory (same decisions count and size), the record gets the stock features. Otherwise `best` is kept as is.
+    """
+    if best.horizon == 0 or all(f == "-mllvm" or f.startswith("-inline-threshold=") for f in flags):
+        return best
+    replay = policies.ReplayPolicy(tuple(int(a) for a in best.actions), then=policies.HeuristicPolicy())
+    stock, _ = compile_cache.compile_cached(cache, job.module, replay, job.task, job.timeout_s)
+    if not stock.ok or stock.horizon != best.horizon or stock.text_size != best.text_size:
+        logging.warning(
+            "%s: replaying %s under stock flags did not reproduce it; keeping its features", best.module, flags
+        )
+        return best
+    return dataclasses.replace(best, features=stock.features)
 
 
 class TrajectoryWriter:
@@ -210,11 +240,14 @@ def collect(
     timeout_s: float = 600.0,
     retry_failed: bool = False,
     progress: bool = True,
+    budgeted: bool = False,
 ) -> dict:
     """Collects every module not yet done in `output_dir`; returns the run summary (also written to summary.json).
 
     exploration_policy: explorer spec (see exploration.py); explore_from: "best" (around the best baseline) or
     "all" (around every baseline); max_exploration_steps: flips per explored trajectory; timeout_s: per compile.
+    budgeted: instead of max_exploration_steps per trajectory, share out budgeted_exploration.BudgetConfig's
+    compile budget over the modules (needs cache_dir: the baselines are compiled first to allocate it).
     """
     if explore_from not in ("best", "all"):
         raise ValueError(f"explore_from must be 'best' or 'all', got {explore_from!r}")
@@ -233,6 +266,13 @@ def collect(
     logging.info("%d modules, %d already done, %d to collect", len(modules), len(modules) - len(todo), len(todo))
     explorer = exploration.parse_explorer(exploration_policy)
     task = task_lib.InliningForSizeTask()
+    budgets, budget_config = {}, budgeted_exploration.BudgetConfig()
+    if budgeted and explorer is not None and todo:
+        if cache_dir is None or explore_from != "best":
+            raise ValueError("budgeted exploration needs a cache_dir and explore_from='best'")
+        budgets = budgeted_exploration.module_budgets(
+            modules, baselines, executor, budget_config, cache_dir, task, timeout_s
+        )
     jobs = [
         ModuleJob(
             module=m,
@@ -243,6 +283,8 @@ def collect(
             cache_dir=cache_dir,
             timeout_s=timeout_s,
             task=task,
+            exploration_budget=budgets.get(m.name) if budgeted else None,
+            exploration_regions=budget_config.regions,
         )
         for m in todo
     ]

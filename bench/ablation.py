@@ -1,0 +1,156 @@
+r"""Ablation of BC-MAX recipes side by side, on the same data: train oracle and policy, validation and test ratios,
+compiles spent.
+
+Usage:
+  nice -n 10 .venv/bin/python bench/ablation.py [--data_path=CORPUS] [--root_dir=DIR] [--num_workers=2]
+      [--setting=default] [--setting=mlgo_recipe] [--setting=NAME=a.gin+b.gin] [--gin_bindings=...]
+      [--max_modules=N] [--cache_dir=DIR]
+
+Each setting is a list of gin files (SETTINGS, or NAME=FILE+FILE on the command line) run through the BC-MAX loop
+(bc_max_lib.run) on the train split, with the validation split choosing: the loop stops on it, and the reported
+iteration is the one with the best validation ratio. That iteration's policy is then evaluated once on the test
+split (reported only, never used to choose). --gin_bindings apply to every setting (e.g. fewer steps for a quick
+run). Settings share one compile cache under --root_dir, so common baselines compile once; a rerun resumes.
+
+Splits come from compiler_opt/rl/module_selection.py: train / validation / test when it defines them; otherwise its
+train / held_out split, with held_out as validation and no test split (test ratios are null).
+
+Prints JSON: per setting, per iteration the train oracle (per-module best of baselines and explorations / -Oz),
+train policy, validation policy and validation oracle ratios, and the collection compiles spent (every baseline and
+exploration compile of the train split, counted whether or not the cache served it); then the chosen iteration's
+figures and its test ratio. Ratios are total text size over stock -Oz's.
+"""
+
+import json
+import os
+import tempfile
+
+import gin
+from absl import app, flags
+
+from compiler_opt import gin_setup
+from compiler_opt.distributed import executors
+from compiler_opt.rl import evaluate_policy_lib, module_selection, policies
+from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
+from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+
+_DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
+_ROOT_DIR = flags.DEFINE_string("root_dir", None, "Where the runs go (default: a new temporary directory).")
+_SETTINGS = flags.DEFINE_multi_string(
+    "setting", ["default", "mlgo_recipe"], "A setting of SETTINGS, or NAME=FILE.gin[+FILE.gin...]."
+)
+_GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied to every setting.")
+_CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Shared compile cache (default: ROOT_DIR/compile_cache_shared).")
+_MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules of each split.")
+_EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
+
+_GIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gin_configs")
+SETTINGS = {
+    # This project's default recipe.
+    "default": ("bc_max.gin",),
+    # google/ml-compiler-opt's BC-MAX recipe (gin_configs/mlgo_recipe.gin).
+    "mlgo_recipe": ("mlgo_recipe.gin",),
+}
+
+
+def splits(data_path: str, max_modules: int | None) -> dict[str, list]:
+    """{"train", "validation", "test"} -> modules (test may be empty, see module doc)."""
+    available = module_selection.SPLITS
+    if "validation" in available and "test" in available:
+        names = {"train": "train", "validation": "validation", "test": "test"}
+    else:
+        names = {"train": "train", "validation": "held_out", "test": None}
+    return {
+        ours: module_selection.select(data_path, split=theirs, max_modules=max_modules) if theirs else []
+        for ours, theirs in names.items()
+    }
+
+
+def _gin_files(setting: str) -> tuple[str, list[str]]:
+    name, sep, files = setting.partition("=")
+    if sep:
+        return name, files.split("+")
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}: use one of {sorted(SETTINGS)} or NAME=FILE.gin[+FILE.gin]")
+    return name, [os.path.join(_GIN_DIR, f) for f in SETTINGS[name]]
+
+
+def _collection_compiles(profiles_path: str) -> dict[str, int]:
+    rows = profiles.read_jsonl(profiles_path)
+    every = sum(len(p.results) for p in rows)
+    explore = sum(1 for p in rows for name in p.results if "+explore" in name)
+    return {"collection_compiles": every, "exploration_compiles": explore}
+
+
+def run_setting(name, files, data, root_dir, executor, cache_dir) -> dict:
+    gin.clear_config()
+    gin_setup.parse(files, _GIN_BINDINGS.value)
+    run_dir = os.path.join(root_dir, name)
+    os.makedirs(run_dir, exist_ok=True)
+    if not os.path.exists(os.path.join(run_dir, "compile_cache")):
+        os.symlink(cache_dir, os.path.join(run_dir, "compile_cache"))
+    results = bc_max_lib.run(data["train"], data["validation"], run_dir, executor, progress=False)
+    iterations = []
+    for r in results:
+        traj = os.path.join(bc_max_lib.iteration_dir(run_dir, r.iteration), "trajectories", collection.PROFILES_FILE)
+        iterations.append(
+            {
+                "iteration": r.iteration,
+                "train_oracle": r.train_oracle_ratio,
+                "train_policy": r.train_ratio,
+                "validation": r.held_out_ratio,
+                "validation_oracle": r.held_out_oracle_ratio,
+                **_collection_compiles(traj),
+            }
+        )
+    chosen = min(results, key=lambda r: (r.held_out_ratio if r.held_out_ratio is not None else float("inf")))
+    test = None
+    if data["test"]:
+        _, summary = evaluate_policy_lib.evaluate(
+            data["test"], policies.parse(chosen.policy), executor, cache_dir=cache_dir, progress=False
+        )
+        test = summary.total_ratio
+    row = next(i for i in iterations if i["iteration"] == chosen.iteration)
+    return {
+        "gin_files": [os.path.relpath(f) for f in files],
+        "iterations": iterations,
+        "chosen_iteration": chosen.iteration,
+        "train_oracle": row["train_oracle"],
+        "train_policy": row["train_policy"],
+        "validation": row["validation"],
+        "test": test,
+        "compiles": sum(i["collection_compiles"] for i in iterations),
+        "exploration_compiles": sum(i["exploration_compiles"] for i in iterations),
+        "policy": chosen.policy,
+    }
+
+
+def main(argv):
+    del argv
+    data_path = module_selection.corpus_or_default(_DATA_PATH.value)
+    data = splits(data_path, _MAX_MODULES.value)
+    root_dir = _ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_ablation_")
+    cache_dir = os.path.abspath(_CACHE_DIR.value or os.path.join(root_dir, "compile_cache_shared"))
+    os.makedirs(cache_dir, exist_ok=True)
+    settings = {}
+    with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
+        for setting in _SETTINGS.value:
+            name, files = _gin_files(setting)
+            settings[name] = run_setting(name, files, data, root_dir, executor, cache_dir)
+    print(
+        json.dumps(
+            {
+                "benchmark": "ablation",
+                "data_path": data_path,
+                "root_dir": os.path.abspath(root_dir),
+                "modules": {k: len(v) for k, v in data.items()},
+                "gin_bindings": _GIN_BINDINGS.value,
+                "settings": settings,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
