@@ -50,6 +50,8 @@ SETTINGS = {
     "default": ("bc_max.gin",),
     # google/ml-compiler-opt's BC-MAX recipe (gin_configs/mlgo_recipe.gin).
     "mlgo_recipe": ("mlgo_recipe.gin",),
+    # The default recipe with budgeted exploration at the same mean exploration compiles per module.
+    "budgeted_exploration": ("budgeted_exploration.gin",),
 }
 
 
