@@ -154,6 +154,7 @@ def explore(
                 nxt = next((j for j in range(len(quotas)) if j != i and _untried(j, len(quotas), best, tried)), None)
                 if nxt is not None:
                     quotas[nxt] += quotas[i]
+                    progressed = True
                 quotas[i] = 0
                 continue
             prefix = tuple(int(a) for a in best.actions[:step]) + (1 - int(best.actions[step]),)
