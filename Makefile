@@ -8,7 +8,7 @@ APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake
 CORPUS_DIR ?= build/default_corpus
 DEMO_DIR ?= demo_output
 
-.PHONY: setup apt venv corpus test lint format demo plugin bench clean
+.PHONY: setup apt venv corpus test lint format demo full-run plugin bench clean
 
 setup: apt venv
 
@@ -48,9 +48,19 @@ test: lint
 	$(VENV)/bin/pytest tests
 
 # BC-MAX on the default corpus with modest settings; rerunning resumes (and reprints the table).
+# DEMO_MAX_MODULES=N runs on a fixed sample of N modules spread over the split's parts and every codebase.
+DEMO_MAX_MODULES ?=
 demo: corpus
 	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(CORPUS_DIR) --root_dir=$(DEMO_DIR) \
-	  --gin_files=gin_configs/bc_max.gin
+	  --gin_files=gin_configs/bc_max.gin $(if $(DEMO_MAX_MODULES),--max_modules=$(DEMO_MAX_MODULES))
+
+# The full run: every module of the train part, gin_configs/bc_max_full.gin; rerunning resumes after an interruption.
+# FULL_GIN_FILES adds gin files (e.g. gin_configs/splits_v2.gin on corpus v2).
+FULL_DIR ?= full_output
+FULL_GIN_FILES ?=
+full-run: corpus
+	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(CORPUS_DIR) --root_dir=$(FULL_DIR) \
+	  --gin_files=gin_configs/bc_max_full.gin $(foreach f,$(FULL_GIN_FILES),--gin_files=$(f))
 
 # Deploy a trained policy into stock clang-22: AOT-compile it and build the pass plugin.
 POLICY ?= $(DEMO_DIR)/iteration_1/model/saved_policy

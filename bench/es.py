@@ -11,12 +11,13 @@ Steps (all on --num_workers local workers, one compile cache shared by every ste
      --es_max_module_kb KiB (small modules keep a step short; ES itself leaves out modules without decisions);
   3. --es_steps ES steps from the warm start with gin_configs/es.gin;
   4. the size ratio vs stock -Oz (total text size / -Oz total) of the warm start and of the ES policy, on the ES
-     sample, the whole train split and the held-out split;
+     sample, the whole train part and the validation part of the split by codebase (compiler_opt/rl/splits.py);
   5. one BC-MAX iteration (gin_configs/bc_max.gin: exploration around the best baseline, --bc_steps training steps)
-     from {heuristic} and from {heuristic, ES policy}, on the train split (or a --bc_max_modules sample of it),
-     both evaluated on the held-out split. The two runs share the compile cache (a symlink from each root's
-     compile_cache), so compiles they have in common run once.
-Prints JSON: ratios before/after ES, ES compiles/s, both BC-MAX held-out ratios and their difference, timings.
+     from {heuristic} and from {heuristic, ES policy}, on the train part (or a --bc_max_modules sample of it),
+     both evaluated on the validation part (whether ES helps is a choice: the test parts are not used). The two
+     runs share the compile cache (a symlink from each root's compile_cache), so compiles they have in common run
+     once.
+Prints JSON: ratios before/after ES, ES compiles/s, both BC-MAX validation ratios and their difference, timings.
 With the defaults the whole run takes about 9 minutes on 2 cores (ES: 30 steps x 96 compiles, ~5.5 minutes).
 """
 
@@ -32,14 +33,13 @@ from absl import app, flags
 from compiler_opt import gin_setup
 from compiler_opt.distributed import local
 from compiler_opt.es import es_trainer_lib
-from compiler_opt.rl import corpus, evaluate_policy_lib, generate_vocab_lib, module_selection, policies
+from compiler_opt.rl import corpus, evaluate_policy_lib, generate_vocab_lib, module_selection, policies, splits
 from compiler_opt.rl.imitation_learning import bc_max_lib, weighted_bc_trainer_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Where outputs go (default: a temporary dir, removed at the end).")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Local worker processes.")
-_HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
 _ES_STEPS = flags.DEFINE_integer("es_steps", 30, "ES steps.")
 _ES_MODULES = flags.DEFINE_integer("es_modules", 16, "Size of the ES train sample (modules).")
 _ES_MAX_MODULE_KB = flags.DEFINE_integer("es_max_module_kb", 64, "Largest bitcode (KiB) in the ES train sample.")
@@ -85,23 +85,25 @@ def _warm_start(train, work, executor, cache_dir) -> str:
     return result.saved_policy_dir
 
 
-def _bc_max(name, baselines, train, held_out, work, executor, cache_dir) -> dict:
+def _bc_max(name, baselines, train, validation, work, executor, cache_dir) -> dict:
     root = os.path.join(work, name)
     os.makedirs(root, exist_ok=True)
     link = os.path.join(root, "compile_cache")
     if not os.path.lexists(link):
         os.symlink(cache_dir, link)
     start = time.monotonic()
+    module_splits = splits.ModuleSplits(train=tuple(train), validation=tuple(validation))
     (result,) = bc_max_lib.run(
-        train, held_out, root, executor, baselines=baselines, iterations=1, evaluate_train=False, progress=False
+        module_splits, root, executor, baselines=baselines, iterations=1, evaluate_train=False, progress=False
     )
+    val = result.parts[splits.VALIDATION]
     return {
         "baselines": list(baselines),
-        "held_out_ratio": round(result.held_out_ratio, 6),
-        "held_out_geomean": round(result.held_out_geomean, 6),
-        "held_out_smaller_larger": [result.held_out_smaller, result.held_out_larger],
-        "train_oracle_ratio": result.train_oracle_ratio,
-        "held_out_oracle_ratio": result.held_out_oracle_ratio,
+        "validation_ratio": round(val.ratio, 6),
+        "validation_geomean": round(val.geomean, 6),
+        "validation_smaller_larger": [val.smaller, val.larger],
+        "train_oracle_ratio": result.parts[splits.TRAIN].oracle_ratio,
+        "validation_oracle_ratio": val.oracle_ratio,
         "wins": result.wins,
         "seconds": round(time.monotonic() - start, 1),
     }
@@ -121,8 +123,8 @@ def main(argv):
         ],
     )
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
-    train = module_selection.select(data_path, "train", _HELD_OUT_FRACTION.value)
-    held_out = module_selection.select(data_path, "held_out", _HELD_OUT_FRACTION.value)
+    train = module_selection.select(data_path, splits.TRAIN)
+    validation = module_selection.select(data_path, splits.VALIDATION)
     small = [m for m in train if m.size_bytes <= _ES_MAX_MODULE_KB.value * 1024]
     es_sample = list(corpus.Corpus(data_path, small).sample(_ES_MODULES.value))
     bc_max_train = list(corpus.Corpus(data_path, train).sample(_BC_MAX_MODULES.value or len(train)))
@@ -135,9 +137,9 @@ def main(argv):
             warm = _warm_start(train, work, executor, cache_dir)
             seconds["warm_start"] = round(time.monotonic() - t, 1)
 
-            splits = {"es_sample": es_sample, "train": train, "held_out": held_out}
+            parts = {"es_sample": es_sample, "train": train, "validation": validation}
             t = time.monotonic()
-            before = _ratios(splits, "saved:" + warm, executor, cache_dir)
+            before = _ratios(parts, "saved:" + warm, executor, cache_dir)
             seconds["evaluate_warm_start"] = round(time.monotonic() - t, 1)
 
             t = time.monotonic()
@@ -154,15 +156,15 @@ def main(argv):
             seconds["es"] = round(time.monotonic() - t, 1)
 
             t = time.monotonic()
-            after = _ratios(splits, "saved:" + es.saved_policy_dir, executor, cache_dir)
+            after = _ratios(parts, "saved:" + es.saved_policy_dir, executor, cache_dir)
             seconds["evaluate_es"] = round(time.monotonic() - t, 1)
 
-            heuristic = _bc_max("bc_max_heuristic", ("heuristic",), bc_max_train, held_out, work, executor, cache_dir)
+            heuristic = _bc_max("bc_max_heuristic", ("heuristic",), bc_max_train, validation, work, executor, cache_dir)
             with_es = _bc_max(
                 "bc_max_heuristic_es",
                 ("heuristic", "saved:" + es.saved_policy_dir),
                 bc_max_train,
-                held_out,
+                validation,
                 work,
                 executor,
                 cache_dir,
@@ -180,7 +182,7 @@ def main(argv):
                 "workers": _NUM_WORKERS.value,
                 "modules": {
                     "train": len(train),
-                    "held_out": len(held_out),
+                    "validation": len(validation),
                     "es_sample": len(es_sample),
                     "es_trained_on": list(es.modules),
                     "es_left_out_no_decisions": list(es.left_out_modules),
@@ -199,10 +201,10 @@ def main(argv):
                     "mean_reward_last_step": round(history[-1].mean_reward, 6) if history else None,
                     "best_reward": round(max(s.max_reward for s in history), 6) if history else None,
                 },
-                "bc_max_held_out": {
+                "bc_max_validation": {
                     "from_heuristic": heuristic,
                     "from_heuristic_and_es": with_es,
-                    "ratio_change_with_es": round(with_es["held_out_ratio"] - heuristic["held_out_ratio"], 6),
+                    "ratio_change_with_es": round(with_es["validation_ratio"] - heuristic["validation_ratio"], 6),
                 },
                 "seconds": seconds,
             },

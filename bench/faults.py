@@ -63,6 +63,7 @@ from compiler_opt.rl import (  # noqa: E402  # noqa: E402
     policies,
     protocol,
     saved_policy,
+    splits,
 )
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection  # noqa: E402
 from compiler_opt.rl.imitation_learning import profiles, trajectory_dataset  # noqa: E402
@@ -445,8 +446,9 @@ def interruption_training(tally, work, rng, kills):
 def interruption_loop(tally, modules, work, rng, kills):
     module = "compiler_opt.rl.imitation_learning.bc_max"
     data_path = injection.copy_corpus(os.path.join(work, "loop_corpus"), modules)
-    held_out = {m.name for m in corpus.Corpus.load(data_path).split(0.2)[1]}
-    train = [m for m in corpus.Corpus.load(data_path) if m.name not in held_out]
+    loop_splits = corpus.Corpus.load(data_path).splits(splits.SplitPolicy(**injection.TINY_LOOP_SPLIT_POLICY))
+    validation = {m.name for m in loop_splits.validation}
+    train = list(loop_splits.train)
     reference = injection.read_records(_reference_dir(train, os.path.join(work, "loop_reference")))
     bindings = injection.TINY_LOOP_BINDINGS
     points = [
@@ -454,7 +456,7 @@ def interruption_loop(tally, modules, work, rng, kills):
         {"match": "vocab", "event": 1},
         {"checkpoint": 2},
         {"match": "saved_policy", "event": 0},
-        {"match": "eval_held_out", "event": 0},
+        {"match": "eval_validation", "event": 0},
         {"match": "iteration.json", "event": 0},
     ]
     for k, point in enumerate(rng.sample(points, min(kills, len(points)))):
@@ -471,10 +473,10 @@ def interruption_loop(tally, modules, work, rng, kills):
             it_dir = os.path.join(root, "iteration_1")
             records = injection.read_records(os.path.join(it_dir, "trajectories"))
             lost = _lost(records, reference, list(reference))
-            with open(os.path.join(it_dir, "eval_held_out.csv")) as f:
+            with open(os.path.join(it_dir, "eval_validation.csv")) as f:
                 evaluated = [line.split(",")[0] for line in f.read().splitlines()[1:]]
             done = os.path.isfile(os.path.join(it_dir, "iteration.json"))
-            return finished.returncode == 0 and done and sorted(evaluated) == sorted(held_out) and lost == 0, lost
+            return finished.returncode == 0 and done and sorted(evaluated) == sorted(validation) and lost == 0, lost
 
         tally.attempt("interruption", f"BC-MAX loop killed at {point}", scenario)
 

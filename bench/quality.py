@@ -1,15 +1,21 @@
-r"""Quality of BC-MAX on the default corpus: total text size vs stock -Oz per iteration, train and held-out.
+r"""Quality of BC-MAX: total text size vs stock -Oz per iteration on every part of the split by codebase.
 
 Usage:
-  .venv/bin/python bench/quality.py [--root_dir=/tmp/bcmax_quality] [--iterations=3] [--num_workers=2]
-      [--gin_files=gin_configs/bc_max.gin] [--gin_bindings=...]
+  .venv/bin/python bench/quality.py [--data_path=CORPUS] [--root_dir=/tmp/bcmax_quality] [--iterations=3]
+      [--max_modules=N] [--num_workers=2] [--gin_files=gin_configs/bc_max.gin] [--gin_bindings=...]
 
-Runs the loop of `bc_max` with the settings of gin_configs/bc_max.gin (resumable: an existing --root_dir is
-continued), then prints JSON: for each iteration the train and held-out ratios (policy total / -Oz total), the
-oracle ratios (per-module best of the baselines and, on train, of the explorations around them; over the
-same stock -Oz total), and the best held-out ratio against the goal (<= 0.97).
+Runs the loop of `bc_max` with the settings of the gin files (resumable: an existing --root_dir is continued) on the
+corpus split by gin's `splits.SplitPolicy` (compiler_opt/rl/splits.py), then prints JSON: the split (modules and
+codebases per part); for each iteration, per part (train, validation, test_unseen_codebases, test_unseen_files) the
+policy's ratio (policy total / stock -Oz total) with its oracle (per-module best of that iteration's baselines and,
+on train, of the explorations around them, over the same -Oz total), geometric mean and smaller/larger counts, and the test ratios per codebase; the iteration chosen
+on validation with its test ratios against the goal (test on unseen codebases <= 0.98, no test codebase > 1.01)
+and, per part, every initial baseline played alone (`heuristic:threshold=N` over the same -Oz total; a failed
+compile counts at its -Oz size) with the best single one.
 """
 
+import csv
+import dataclasses
 import json
 import os
 import tempfile
@@ -18,51 +24,112 @@ from absl import app, flags
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
-from compiler_opt.rl import module_selection
-from compiler_opt.rl.imitation_learning import bc_max_lib
+from compiler_opt.rl import module_selection, splits
+from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
+from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
 _ROOT_DIR = flags.DEFINE_string("root_dir", None, "Where the loop writes (default: a new temporary directory).")
 _ITERATIONS = flags.DEFINE_integer("iterations", 3, "BC-MAX iterations.")
-_HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
+_MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules (default: all).")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", ["gin_configs/bc_max.gin"], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
+
+GOAL_TEST_UNSEEN_CODEBASES = 0.98
+GOAL_WORST_TEST_CODEBASE = 1.01
+
+
+def _figures(f: bc_max_lib.PartFigures) -> dict:
+    return {
+        "ratio": f.ratio,
+        "oracle_ratio": f.oracle_ratio,
+        "geomean": f.geomean,
+        "smaller": f.smaller,
+        "larger": f.larger,
+        "modules": f.modules,
+        "evaluated": f.evaluated,
+    }
+
+
+def _iteration(r: bc_max_lib.IterationResult) -> dict:
+    return {
+        "iteration": r.iteration,
+        **{p: _figures(r.parts[p]) for p in splits.PARTS},
+        "test_by_codebase": {
+            c.codebase: {"part": c.part, "language": c.language, **_figures(c.figures)} for c in r.test_codebases
+        },
+        "seconds": r.seconds,
+    }
+
+
+def _baseline_ratios(it_dir: str, part: str, baselines) -> dict[str, float]:
+    """Total size of each baseline alone over the -Oz total, on the modules of `part` evaluated in `it_dir`."""
+    path = os.path.join(it_dir, f"eval_{part}.csv")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        oz = {row["module"]: int(row["oz_size"]) for row in csv.DictReader(f) if row["ratio"]}
+    collected = {}
+    for sub in ("trajectories", bc_max_lib.EVAL_BASELINES_DIR):
+        profiles_path = os.path.join(it_dir, sub, collection.PROFILES_FILE)
+        if os.path.exists(profiles_path):
+            collected.update({p.module: p for p in profiles.read_jsonl(profiles_path)})
+    total = sum(oz.values())
+    ratios = {}
+    for baseline in baselines:
+        size = 0
+        for module, oz_size in oz.items():
+            outcome = collected[module].results.get(baseline) if module in collected else None
+            size += outcome.size if outcome is not None and outcome.ok else oz_size
+        ratios[baseline] = size / total if total else None
+    return ratios
 
 
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
-    train = module_selection.select(data_path, "train", _HELD_OUT_FRACTION.value)
-    held_out = module_selection.select(data_path, "held_out", _HELD_OUT_FRACTION.value)
+    module_splits = module_selection.load_splits(data_path, _MAX_MODULES.value)
     root_dir = _ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_quality_")
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
-        results = bc_max_lib.run(train, held_out, root_dir, executor, iterations=_ITERATIONS.value, progress=False)
-    best = min((r.held_out_ratio for r in results if r.held_out_ratio is not None), default=None)
+        results = bc_max_lib.run(module_splits, root_dir, executor, iterations=_ITERATIONS.value, progress=False)
+    best = bc_max_lib.best_iteration(results)
+    initial = [b for b in results[0].baselines if not b.startswith("saved:")]
+    best_dir = bc_max_lib.iteration_dir(root_dir, best.iteration)
+    single = {p: _baseline_ratios(best_dir, p, initial) for p in splits.PARTS}
+    worst = max(
+        (c for c in best.test_codebases if c.figures.ratio is not None), key=lambda c: c.figures.ratio, default=None
+    )
     print(
         json.dumps(
             {
                 "benchmark": "quality",
+                "data_path": os.path.abspath(data_path),
                 "root_dir": os.path.abspath(root_dir),
-                "train_modules": len(train),
-                "held_out_modules": len(held_out),
-                "iterations": [
-                    {
-                        "iteration": r.iteration,
-                        "train_ratio": r.train_ratio,
-                        "held_out_ratio": r.held_out_ratio,
-                        "train_oracle_ratio": r.train_oracle_ratio,
-                        "held_out_oracle_ratio": r.held_out_oracle_ratio,
-                        "held_out_geomean": r.held_out_geomean,
-                        "held_out_smaller": r.held_out_smaller,
-                        "held_out_larger": r.held_out_larger,
-                        "seconds": r.seconds,
-                    }
-                    for r in results
-                ],
-                "best_held_out_ratio": best,
-                "goal_held_out_ratio": 0.97,
+                "split_policy": dataclasses.asdict(splits.SplitPolicy()),
+                "splits": {
+                    p: {"modules": len(module_splits.part(p)), "codebases": module_splits.codebases(p)}
+                    for p in splits.PARTS
+                },
+                "iterations": [_iteration(r) for r in results],
+                "best_iteration_on_validation": best.iteration,
+                "best": {
+                    "validation_ratio": best.ratio(splits.VALIDATION),
+                    "test_unseen_codebases_ratio": best.ratio(splits.TEST_UNSEEN_CODEBASES),
+                    "test_unseen_files_ratio": best.ratio(splits.TEST_UNSEEN_FILES),
+                    "worst_test_codebase": {"codebase": worst.codebase, "ratio": worst.figures.ratio}
+                    if worst
+                    else None,
+                    "single_baseline_ratios": single,
+                    "best_single_baseline": {
+                        p: min(r.items(), key=lambda kv: kv[1]) if r else None for p, r in single.items()
+                    },
+                },
+                "goal": {
+                    "test_unseen_codebases_ratio_at_most": GOAL_TEST_UNSEEN_CODEBASES,
+                    "every_test_codebase_ratio_at_most": GOAL_WORST_TEST_CODEBASE,
+                },
             },
             indent=2,
         )

@@ -1,5 +1,6 @@
 """Smoke test of the BC-MAX loop binary on real modules with tiny budgets, and of its resumption."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+from compiler_opt.rl import splits
 from compiler_opt.rl.imitation_learning import bc_max_lib
 from tests.gin_test_base import GinTestCase
 
@@ -41,45 +43,46 @@ def _bc_max(data_path, root_dir):
 def test_one_iteration_trains_exports_evaluates_reports_and_resumes(default_corpus, tmp_path):
     root = str(tmp_path / "bcmax")
     first = _bc_max(default_corpus, root)
-    assert "held-out" in first.stdout and "report.md" in first.stdout.splitlines()[-1]
+    assert "report.md" in first.stdout.splitlines()[-1]
+    for title in ("train", "validation", "test: unseen codebases", "test: unseen files"):
+        assert title in first.stdout, title
     for path in ("report.md", "results.json", "size_ratio.png", "size_change.png", "wins.png"):
         assert os.path.getsize(os.path.join(root, path)) > 0, path
     saved = os.path.join(root, "iteration_1", "model", "saved_policy")
     assert os.path.isfile(os.path.join(saved, "saved_model.pb"))
     assert os.path.isfile(os.path.join(saved, "output_spec.json"))
     result = bc_max_lib.IterationResult.read(os.path.join(root, "iteration_1", bc_max_lib.ITERATION_FILE))
-    assert result.held_out_ratio is not None and result.train_ratio is not None
-    assert result.train_oracle_ratio <= 1.0
+    for part in splits.PARTS:
+        figures = result.parts[part]
+        assert figures.modules >= 1 and figures.ratio is not None, part
+        assert figures.oracle_ratio <= 1.0, part
 
     second = _bc_max(default_corpus, root)
-    assert second.stdout.splitlines()[-3:] == first.stdout.splitlines()[-3:]
+    table = first.stdout[first.stdout.index("BC-MAX on") :]
+    assert second.stdout.endswith(table)
     with open(os.path.join(root, "results.json")) as f:
-        assert json.load(f)["best_iteration"] == 1
+        results = json.load(f)
+    assert results["best_iteration"] == 1
+    assert sorted(results["iterations"][0]["parts"]) == sorted(splits.PARTS)
+    assert results["iterations"][0]["test_codebases"], "per-codebase test figures"
+
+
+def _result(iteration, validation_ratio):
+    part = bc_max_lib.PartFigures(
+        modules=1, evaluated=1, ratio=None, oracle_ratio=None, geomean=None, smaller=0, larger=0
+    )
+    parts = {p: part for p in splits.PARTS}
+    parts[splits.VALIDATION] = dataclasses.replace(part, ratio=validation_ratio)
+    return bc_max_lib.IterationResult(
+        iteration=iteration, policy="p", baselines=(), parts=parts, test_codebases=(), wins={}, seconds=0.0
+    )
 
 
 class ShouldStopTest(GinTestCase):
     def _results(self, *ratios):
-        return [
-            bc_max_lib.IterationResult(
-                iteration=i + 1,
-                policy="p",
-                baselines=(),
-                train_ratio=None,
-                held_out_ratio=r,
-                train_oracle_ratio=None,
-                held_out_oracle_ratio=None,
-                held_out_geomean=None,
-                held_out_smaller=0,
-                held_out_larger=0,
-                wins={},
-                train_modules=0,
-                held_out_modules=0,
-                seconds=0.0,
-            )
-            for i, r in enumerate(ratios)
-        ]
+        return [_result(i + 1, r) for i, r in enumerate(ratios)]
 
-    def test_stops_when_the_held_out_ratio_did_not_improve_within_patience(self):
+    def test_stops_when_the_validation_ratio_did_not_improve_within_patience(self):
         assert bc_max_lib._should_stop(self._results(0.99, 0.995), patience=1)
         assert not bc_max_lib._should_stop(self._results(0.99, 0.98), patience=1)
         assert not bc_max_lib._should_stop(self._results(0.99, 0.995), patience=2)

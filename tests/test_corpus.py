@@ -1,4 +1,4 @@
-"""Specification of the MLGO corpus reader: files, flag rules, split, selection and bad input."""
+"""Specification of the MLGO corpus reader: files, flag rules, selection and bad input (the split: test_splits.py)."""
 
 import json
 import os
@@ -336,36 +336,6 @@ def test_the_thinlto_index_placeholder_needs_a_thinlto_corpus(tmp_path):
 
 def make_names(n):
     return {f"lib{i % 7}/mod{i}": _CC1 for i in range(n)}
-
-
-def test_split_is_a_partition_fixed_by_module_names(tmp_path):
-    full = corpus.Corpus.load(write_corpus(tmp_path / "full", make_names(200)))
-    train, held_out = full.split(0.25)
-    assert sorted(train.names + held_out.names) == sorted(full.names)
-    assert not set(train.names) & set(held_out.names)
-    again_train, again_held_out = corpus.Corpus.load(full.root).split(0.25)
-    assert (again_train.names, again_held_out.names) == (train.names, held_out.names)
-
-
-def test_a_module_stays_on_its_side_when_the_corpus_grows(tmp_path):
-    small = corpus.Corpus.load(write_corpus(tmp_path / "small", make_names(50)))
-    large = corpus.Corpus.load(write_corpus(tmp_path / "large", make_names(300)))
-    small_held = set(small.split(0.3)[1].names)
-    large_held = set(large.split(0.3)[1].names)
-    assert small_held == large_held & set(small.names)
-
-
-def test_split_sizes_follow_the_fraction(tmp_path):
-    full = corpus.Corpus.load(write_corpus(tmp_path, make_names(1000)))
-    assert 150 <= len(full.split(0.2)[1]) <= 250
-    assert len(full.split(0.0)[1]) == 0
-    assert len(full.split(1.0)[0]) == 0
-
-
-def test_split_rejects_a_fraction_outside_0_1(tmp_path):
-    full = corpus.Corpus.load(write_corpus(tmp_path, make_names(3)))
-    with pytest.raises(ValueError):
-        full.split(1.5)
 
 
 def test_select_keeps_corpus_order_and_rejects_unknown_names(tmp_path):

@@ -37,7 +37,7 @@ def test_never_inlining_is_larger_than_oz_in_total(modules):
     assert summary.total_ratio > 1.0
 
 
-def test_cli_writes_the_csv_and_summary(default_corpus, tmp_path):
+def test_cli_writes_the_csv_and_summaries_of_a_split_part(default_corpus, tmp_path):
     prefix = str(tmp_path / "eval")
     subprocess.run(
         [
@@ -47,6 +47,7 @@ def test_cli_writes_the_csv_and_summary(default_corpus, tmp_path):
             f"--data_path={default_corpus}",
             "--policy=heuristic:threshold=100",
             f"--output={prefix}",
+            "--split=test_unseen_codebases",
             "--max_modules=3",
             "--num_workers=2",
             "--gin_bindings=evaluate_policy.evaluate.progress=False",
@@ -62,3 +63,8 @@ def test_cli_writes_the_csv_and_summary(default_corpus, tmp_path):
     assert summary["policy"] == "heuristic:threshold=100"
     assert sum(int(r["oz_size"]) for r in rows) == summary["oz_total"]
     assert all(int(r["delta"]) == int(r["policy_size"]) - int(r["oz_size"]) for r in rows)
+    # The default corpus's unseen-codebase test is double_conversion and lz4 (compiler_opt/rl/splits.py).
+    with open(prefix + ".by_codebase.json") as f:
+        by_codebase = json.load(f)
+    assert sorted(by_codebase) == ["double_conversion", "lz4"]
+    assert sum(s["oz_total"] for s in by_codebase.values()) == summary["oz_total"]

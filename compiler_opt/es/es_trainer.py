@@ -6,7 +6,7 @@ Usage (warm start from a BC policy, e.g. one cloned from the heuristic):
 From scratch, give the vocab (quantile `.buckets` files) instead: --vocab_dir=/tmp/bcmax/vocab. To resume, rerun
 the same command (the initial policy is stored in --root_dir; --warm_start and --vocab_dir may then be left out).
 
-Input: an MLGO corpus (trains on --split, the train side of the train/held-out split by default); an exported policy
+Input: an MLGO corpus (trains on --split, the train part of the split by codebase by default); an exported policy
 (MLGO `saved_policy` with its `fast_policy.npz`) or a vocab dir. Output under --root_dir: checkpoints/ (every step;
 rerunning the same command resumes), train/ (TensorBoard), saved_policy/ and collect_policy/ (MLGO layout: use as
 `saved:ROOT_DIR` in collection, evaluation and BC-MAX baselines), es_summary.json (printed at the end).
@@ -27,8 +27,9 @@ _ROOT_DIR = flags.DEFINE_string("root_dir", None, "Output directory (resumable).
 _WARM_START = flags.DEFINE_string("warm_start", None, "Exported policy to start from (saved_policy dir or parent).")
 _VOCAB_DIR = flags.DEFINE_string("vocab_dir", None, "Vocab to start from scratch with (when no --warm_start).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "ES steps in total (default: gin's es.ESConfig.num_steps).")
-_SPLIT = flags.DEFINE_enum("split", "train", module_selection.SPLITS, "Which modules of the corpus to train on.")
-_HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
+_SPLIT = flags.DEFINE_enum(
+    "split", "train", module_selection.SPLITS, "Part of the corpus split (gin: splits.SplitPolicy) to train on."
+)
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Train on a fixed sample of this many modules.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
@@ -39,7 +40,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
-    modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _HELD_OUT_FRACTION.value, _MAX_MODULES.value)
+    modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _MAX_MODULES.value)
     config = es_trainer_lib.ESConfig()
     if _NUM_STEPS.value is not None:
         config = dataclasses.replace(config, num_steps=_NUM_STEPS.value)

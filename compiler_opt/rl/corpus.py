@@ -34,9 +34,9 @@ Only this module knows the corpus files; writers call `module_files` and
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fnmatch
-import hashlib
 import json
 import os
 import random
@@ -47,6 +47,8 @@ import gin
 from absl import logging
 
 from compiler_opt.rl import atomic_file
+
+from compiler_opt.rl import splits as splits_lib
 
 DESCRIPTION_FILE = "corpus_description.json"
 
@@ -315,6 +317,34 @@ class ModuleSpec:
         return [clang, *self.cc1_args, *extra_args, "-x", "ir", self.bc_path, "-o", obj_path]
 
 
+_CXX_SUFFIXES = (".cc", ".cp", ".cpp", ".cxx", ".c++", ".C", ".CPP", ".ii")
+
+
+def source_language(cc1_args: Sequence[str]) -> str:
+    """ "c", "c++" or "" (unknown) for a module's -cc1 arguments: from the suffix of `-main-file-name`, else from
+    `-std=`."""
+    for flag, value in zip(cc1_args, cc1_args[1:], strict=False):
+        if flag == "-main-file-name":
+            if value.endswith(_CXX_SUFFIXES):
+                return "c++"
+            if value.endswith((".c", ".i")):
+                return "c"
+    for arg in cc1_args:
+        if arg.startswith("-std="):
+            return "c++" if "++" in arg else "c"
+    return ""
+
+
+def codebase_languages(modules: Iterable[ModuleSpec]) -> dict[str, str]:
+    """Codebase (first component of the module name) -> the most common known `source_language` of its modules."""
+    counts: dict[str, collections.Counter] = {}
+    for m in modules:
+        language = source_language(m.cc1_args)
+        if language:
+            counts.setdefault(splits_lib.codebase_of(m.name), collections.Counter())[language] += 1
+    return {c: min(n.items(), key=lambda kv: (-kv[1], kv[0]))[0] for c, n in counts.items()}
+
+
 def module_files(corpus_dir: str, name: str) -> tuple[str, str]:
     """Returns the (NAME.bc, NAME.cmd) paths of module `name` in `corpus_dir`."""
     if not name or os.path.isabs(name) or ".." in name.split("/") or "\\" in name:
@@ -334,11 +364,6 @@ def write_corpus_description(corpus_dir: str, modules: Sequence[str], has_thinlt
     path = os.path.join(corpus_dir, DESCRIPTION_FILE)
     atomic_file.write_text(path, json.dumps({"modules": list(modules), "has_thinlto": has_thinlto}, indent=1) + "\n")
     return path
-
-
-def held_out_score(name: str) -> float:
-    """A value in [0, 1) fixed by the module name alone (SHA-256), the same on every machine."""
-    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") / 2.0**64
 
 
 class Corpus:
@@ -421,17 +446,16 @@ class Corpus:
     def names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.modules)
 
-    def split(self, held_out_fraction: float) -> tuple[Corpus, Corpus]:
-        """Splits into (train, held_out) by `held_out_score(name) < held_out_fraction`.
-
-        A module's side depends on its name only, so it stays put when the corpus grows.
-        """
-        if not 0.0 <= held_out_fraction <= 1.0:
-            raise ValueError(f"held_out_fraction must be in [0, 1], got {held_out_fraction}")
-        held = [held_out_score(m.name) < held_out_fraction for m in self.modules]
-        train = [m for m, h in zip(self.modules, held, strict=True) if not h]
-        held_out = [m for m, h in zip(self.modules, held, strict=True) if h]
-        return Corpus(self.root, train), Corpus(self.root, held_out)
+    def splits(
+        self, policy: splits_lib.SplitPolicy | None = None, languages: Mapping[str, str] | None = None
+    ) -> splits_lib.ModuleSplits:
+        """The modules by part of the split by codebase (`splits.assign`; `policy` defaults to the gin-configured
+        `splits.SplitPolicy`). `languages` maps codebase -> "c"/"c++"; by default each codebase takes its modules'
+        most common `source_language`."""
+        if languages is None:
+            languages = codebase_languages(self.modules)
+        parts = splits_lib.assign(self.names, splits_lib.SplitPolicy() if policy is None else policy, languages)
+        return splits_lib.ModuleSplits.of(self.modules, parts, languages)
 
     def select(self, names: Iterable[str]) -> Corpus:
         """The modules named in `names`, in corpus order; an unknown name raises CorpusError."""

@@ -5,6 +5,8 @@ under the policy. Outputs, for an output prefix P:
   P.csv           module, oz_size, policy_size, delta (policy - oz, bytes), ratio (policy / oz), status
   P.summary.json  EvaluationSummary: total size ratio policy/-Oz, geometric mean of per-module ratios,
                   modules smaller/equal/larger, failures (modules where either compile failed are left out of totals)
+  P.by_codebase.json  {codebase: EvaluationSummary} over each codebase's modules (codebase: first component of the
+                  module name, see compiler_opt/rl/splits.py)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 
 import gin
 
-from compiler_opt.rl import atomic_file, compile_cache, env
+from compiler_opt.rl import atomic_file, compile_cache, env, splits
 from compiler_opt.rl.inlining import task as task_lib
 
 
@@ -114,6 +116,14 @@ def summarize(policy_name: str, evaluations: Sequence[ModuleEvaluation]) -> Eval
     )
 
 
+def summarize_by_codebase(policy_name: str, evaluations: Sequence[ModuleEvaluation]) -> dict[str, EvaluationSummary]:
+    """An EvaluationSummary per codebase (the first component of the module names), sorted by codebase."""
+    groups: dict[str, list[ModuleEvaluation]] = {}
+    for e in evaluations:
+        groups.setdefault(splits.codebase_of(e.module), []).append(e)
+    return {c: summarize(policy_name, groups[c]) for c in sorted(groups)}
+
+
 @gin.configurable(module="evaluate_policy", denylist=["modules", "policy", "executor"])
 def evaluate(
     modules: Sequence,
@@ -157,3 +167,5 @@ def write(prefix: str, evaluations: Sequence[ModuleEvaluation], summary: Evaluat
         writer.writerow([e.module, e.oz_size, e.policy_size, delta, ratio, e.status])
     atomic_file.write_text(prefix + ".csv", buf.getvalue())
     atomic_file.write_text(prefix + ".summary.json", json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
+    by_codebase = {c: dataclasses.asdict(s) for c, s in summarize_by_codebase(summary.policy, evaluations).items()}
+    atomic_file.write_text(prefix + ".by_codebase.json", json.dumps(by_codebase, indent=2) + "\n")

@@ -139,10 +139,10 @@ def test_the_bc_max_loop_killed_during_training_resumes_and_completes(small_modu
     assert re.search(r"Resumed from \S+ckpt-20 at step 20\b", finished.stderr)
     it_dir = bc_max_lib.iteration_dir(root, 1)
     result = bc_max_lib.IterationResult.read(os.path.join(it_dir, bc_max_lib.ITERATION_FILE))
-    assert (result.train_modules, result.held_out_modules) == (4, 1)
+    assert (result.parts["train"].modules, result.parts["validation"].modules) == (4, 1)
     train = [m for m in corpus.Corpus.load(data_path) if m.name != injection.SMALL_MODULES[-1]]
     trajectories = os.path.join(it_dir, "trajectories")
     assert injection.read_records(trajectories) == _reference_collection(train, str(tmp_path / "reference"))
-    with open(os.path.join(it_dir, "eval_held_out.csv")) as f:
+    with open(os.path.join(it_dir, "eval_validation.csv")) as f:
         assert [line.split(",")[0] for line in f.read().splitlines()[1:]] == [injection.SMALL_MODULES[-1]]
     assert _temporaries(trajectories) == []

@@ -6,8 +6,10 @@ Usage:
     --baselines=heuristic --baselines=heuristic:threshold=50 --baselines=heuristic:threshold=500 \
     --gin_files=gin_configs/bc_max.gin
 
-Input: an MLGO corpus. Output under --root_dir: iteration_<t>/ (trajectories, model/saved_policy in MLGO layout,
-per-module evaluation CSVs), report.md with PNG plots, results.json. The last lines printed are the results table.
+Input: an MLGO corpus, split by codebase (gin: splits.SplitPolicy; see compiler_opt/rl/splits.py). Output under
+--root_dir: iteration_<t>/ (trajectories, model/saved_policy in MLGO layout, per-module evaluation CSVs per part),
+report.md with PNG plots, results.json. The last lines printed are the results table (train, validation, test on
+unseen codebases, test on unseen files) and the chosen iteration's test figures by codebase.
 Rerunning the same command resumes after the last finished step.
 """
 
@@ -27,8 +29,9 @@ _BASELINES = flags.DEFINE_multi_string(
 )
 _ITERATIONS = flags.DEFINE_integer("iterations", None, "BC-MAX iterations (default: gin's bc_max.run.iterations).")
 _MAX_EXPLORATION_STEPS = flags.DEFINE_integer("max_exploration_steps", None, "Flips per explored trajectory.")
-_HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
-_MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules of the corpus.")
+_MAX_MODULES = flags.DEFINE_integer(
+    "max_modules", None, "Use a fixed sample of this many modules, spread over the split's parts and codebases."
+)
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
@@ -37,11 +40,8 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
-    modules = module_selection.select(_DATA_PATH.value, max_modules=_MAX_MODULES.value)
-    held_out_names = {m.name for m in module_selection.select(_DATA_PATH.value, "held_out", _HELD_OUT_FRACTION.value)}
-    train = [m for m in modules if m.name not in held_out_names]
-    held_out = [m for m in modules if m.name in held_out_names]
-    logging.info("%d train and %d held-out modules", len(train), len(held_out))
+    module_splits = module_selection.load_splits(_DATA_PATH.value, _MAX_MODULES.value)
+    logging.info("split by codebase:\n%s", module_splits.describe())
     overrides = {
         k: v
         for k, v in (
@@ -52,11 +52,10 @@ def main(argv):
         if v is not None
     }
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
-        results = bc_max_lib.run(train, held_out, _ROOT_DIR.value, executor, **overrides)
-    path = report.write(_ROOT_DIR.value, results)
+        results = bc_max_lib.run(module_splits, _ROOT_DIR.value, executor, **overrides)
+    path = report.write(_ROOT_DIR.value, results, module_splits)
     print()
-    print(f"BC-MAX on {len(train)} train / {len(held_out)} held-out modules (total text size / stock -Oz):")
-    print(report.table(results))
+    print(report.summary_text(results, module_splits))
     print(f"Report: {os.path.abspath(path)}")
 
 

@@ -1,23 +1,26 @@
 """The BC-MAX loop (Marinov, Agarwal, Trofin, arXiv 2403.19462, Algorithm 1) on a real corpus.
 
-Iteration t = 1..T:
-  1. collect: on the train split, run every baseline and every learned policy so far (saved:iteration_k), explore
+The corpus comes split by codebase (compiler_opt/rl/splits.py): train, validation, test_unseen_codebases and
+test_unseen_files. Iteration t = 1..T:
+  1. collect: on the train part, run every baseline and every learned policy so far (saved:iteration_k), explore
      around each module's best trajectory (guided by the latest learned policy, or by LLVM's own cost margin in the
      first iteration), keep each module's smallest trajectory;
-  2. vocab: quantile buckets from the first iteration's trajectories (kept fixed afterwards unless configured);
-  3. train: weighted behaviour cloning on the best trajectories; export iteration_t/model/saved_policy;
-  4. evaluate the new policy against stock -Oz on the held-out and the train split.
-Stop early when the held-out ratio has not improved for `patience` iterations.
+  2. baselines (no exploration) on the validation and test modules, for their oracles;
+  3. vocab: quantile buckets from the first iteration's trajectories (kept fixed afterwards unless configured);
+  4. train: weighted behaviour cloning on the best trajectories; export iteration_t/model/saved_policy;
+  5. evaluate the new policy against stock -Oz on every part.
+Stop early when the validation ratio has not improved for `patience` iterations; the best iteration is the one with
+the lowest validation ratio. The test parts are reported and never used for either choice.
 
 Every step is resumable: rerunning the same command continues after the last finished step; compiles are cached
 under root_dir/compile_cache, so baselines are compiled once for all iterations.
 
 Layout of root_dir:
   vocab/                                   quantile .buckets files
-  iteration_<t>/trajectories/              collection output (records/, profiles.jsonl, summary.json)
-  iteration_<t>/held_out_baselines/        baselines on the held-out split (for the held-out oracle)
+  iteration_<t>/trajectories/              collection output on train (records/, profiles.jsonl, summary.json)
+  iteration_<t>/eval_baselines/            baselines on the validation and test modules (for their oracles)
   iteration_<t>/model/saved_policy/        the learned policy (MLGO layout), model/collect_policy/
-  iteration_<t>/eval_{held_out,train}.csv  per-module sizes; .summary.json: totals
+  iteration_<t>/eval_<part>.csv            per-module sizes of each part (splits.PARTS); .summary.json: totals
   iteration_<t>/iteration.json             IterationResult, written last (marks the iteration done)
   report.md, *.png, results.json           the report (see report.py)
 """
@@ -29,53 +32,99 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import gin
 from absl import logging
 
-from compiler_opt.rl import atomic_file, evaluate_policy_lib, generate_vocab_lib, policies
+from compiler_opt.rl import atomic_file, evaluate_policy_lib, generate_vocab_lib, policies, splits
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+from compiler_opt.rl.imitation_learning import profiles as profiles_lib
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib
 
 ITERATION_FILE = "iteration.json"
+EVAL_BASELINES_DIR = "eval_baselines"
+
+
+@dataclasses.dataclass(frozen=True)
+class PartFigures:
+    """One set of modules under one iteration's policy. Ratios are totals over the stock -Oz total of the modules
+    whose stock and policy compiles both succeeded (< 1 is smaller); None when there is no such module.
+
+    Attributes:
+      modules: modules in the set. evaluated: of them, those in the totals.
+      ratio: policy total / -Oz total. geomean: geometric mean of the per-module ratios.
+      oracle_ratio: per-module best of the iteration's baselines (on train also their explorations) / -Oz total,
+        on the same modules (a module whose collection failed counts at its -Oz size).
+      smaller, larger: modules where the policy's object is smaller / larger than -Oz's.
+    """
+
+    modules: int
+    evaluated: int
+    ratio: float | None
+    oracle_ratio: float | None
+    geomean: float | None
+    smaller: int
+    larger: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CodebaseFigures:
+    """The test modules of one codebase: `part` is the test part they are in, `language` "c", "c++" or ""."""
+
+    codebase: str
+    part: str
+    language: str
+    figures: PartFigures
 
 
 @dataclasses.dataclass(frozen=True)
 class IterationResult:
-    """Figures of one iteration. Ratios are total text size over the stock -Oz total (< 1 is smaller)."""
+    """Figures of one iteration: `parts` maps each of splits.PARTS to its PartFigures; `test_codebases` has one
+    entry per codebase with test modules, sorted by part then codebase; `wins` counts which policy produced each
+    train module's best trajectory."""
 
     iteration: int
     policy: str
     baselines: tuple[str, ...]
-    train_ratio: float | None
-    held_out_ratio: float | None
-    train_oracle_ratio: float | None
-    held_out_oracle_ratio: float | None
-    held_out_geomean: float | None
-    held_out_smaller: int
-    held_out_larger: int
+    parts: Mapping[str, PartFigures]
+    test_codebases: tuple[CodebaseFigures, ...]
     wins: dict[str, int]
-    train_modules: int
-    held_out_modules: int
     seconds: float
+
+    def ratio(self, part: str) -> float | None:
+        return self.parts[part].ratio
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> IterationResult:
+        return cls(
+            iteration=obj["iteration"],
+            policy=obj["policy"],
+            baselines=tuple(obj["baselines"]),
+            parts={p: PartFigures(**f) for p, f in obj["parts"].items()},
+            test_codebases=tuple(
+                CodebaseFigures(**{**c, "figures": PartFigures(**c["figures"])}) for c in obj["test_codebases"]
+            ),
+            wins=obj["wins"],
+            seconds=obj["seconds"],
+        )
 
     @classmethod
     def read(cls, path: str) -> IterationResult:
         with open(path) as f:
-            obj = json.load(f)
-        obj["baselines"] = tuple(obj["baselines"])
-        return cls(**obj)
+            return cls.from_dict(json.load(f))
 
 
 def iteration_dir(root_dir: str, t: int) -> str:
     return os.path.join(root_dir, f"iteration_{t}")
 
 
-@gin.configurable(module="bc_max", denylist=["train_modules", "held_out_modules", "root_dir", "executor"])
+@gin.configurable(module="bc_max", denylist=["module_splits", "root_dir", "executor"])
 def run(
-    train_modules: Sequence,
-    held_out_modules: Sequence,
+    module_splits: splits.ModuleSplits,
     root_dir: str,
     executor,
     baselines: Sequence[str] = ("heuristic", "heuristic:threshold=50", "heuristic:threshold=500"),
@@ -87,14 +136,18 @@ def run(
     evaluate_train: bool = True,
     progress: bool = True,
 ) -> list[IterationResult]:
-    """Runs (or resumes) the loop; returns the finished iterations' results.
+    """Runs (or resumes) the loop on `module_splits`; returns the finished iterations' results.
 
     baselines: initial policy specs. iterations: at most this many. max_exploration_steps: flips per explored
     trajectory. first_exploration_policy: explorer before any policy is learned. patience: iterations without a
-    held-out improvement before stopping. regenerate_vocab: recompute the buckets every iteration.
+    validation improvement before stopping. regenerate_vocab: recompute the buckets every iteration.
+    evaluate_train: also evaluate the policy on the train part (its ratio is None otherwise).
     """
+    if not module_splits.train:
+        raise ValueError("the train part of the split is empty: check splits.SplitPolicy and --max_modules")
     os.makedirs(root_dir, exist_ok=True)
     cache_dir = os.path.join(root_dir, "compile_cache")
+    held_out = [m for part in splits.PARTS[1:] for m in module_splits.part(part)]
     results: list[IterationResult] = []
     learned: list[str] = []
     for t in range(1, iterations + 1):
@@ -103,7 +156,7 @@ def run(
         model_dir = os.path.join(it_dir, "model")
         if os.path.exists(done_path):
             result = IterationResult.read(done_path)
-            logging.info("iteration %d already done: held-out ratio %s", t, result.held_out_ratio)
+            logging.info("iteration %d already done: validation ratio %s", t, result.ratio(splits.VALIDATION))
         else:
             start = time.monotonic()
             current = (*baselines, *learned)
@@ -111,7 +164,7 @@ def run(
             logging.info("iteration %d: baselines %s, exploration guided by %s", t, current, explorer)
             traj_dir = os.path.join(it_dir, "trajectories")
             summary = collection.collect(
-                train_modules,
+                module_splits.train,
                 policies.parse_all(current),
                 traj_dir,
                 executor,
@@ -120,16 +173,18 @@ def run(
                 cache_dir=cache_dir,
                 progress=progress,
             )
-            held_summary = collection.collect(
-                held_out_modules,
-                policies.parse_all(current),
-                os.path.join(it_dir, "held_out_baselines"),
-                executor,
-                exploration_policy="none",
-                max_exploration_steps=0,
-                cache_dir=cache_dir,
-                progress=progress,
-            )
+            baselines_dir = os.path.join(it_dir, EVAL_BASELINES_DIR)
+            if held_out:
+                collection.collect(
+                    held_out,
+                    policies.parse_all(current),
+                    baselines_dir,
+                    executor,
+                    exploration_policy="none",
+                    max_exploration_steps=0,
+                    cache_dir=cache_dir,
+                    progress=progress,
+                )
             records = os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")
             vocab_dir = os.path.join(root_dir, "vocab") if not regenerate_vocab else os.path.join(it_dir, "vocab")
             if not os.path.exists(os.path.join(vocab_dir, ".complete")):
@@ -141,46 +196,117 @@ def run(
                 profiles_path=os.path.join(traj_dir, collection.PROFILES_FILE),
             )
             policy = "saved:" + training.saved_policy_dir
-            held = _evaluate(
-                held_out_modules, policy, executor, cache_dir, os.path.join(it_dir, "eval_held_out"), progress
-            )
-            train = (
-                _evaluate(train_modules, policy, executor, cache_dir, os.path.join(it_dir, "eval_train"), progress)
-                if evaluate_train
-                else None
-            )
+            evaluated = [*(module_splits.train if evaluate_train else ()), *held_out]
+            evaluations = _evaluate(module_splits, evaluated, policy, executor, cache_dir, it_dir, progress)
+            oracle_sizes = {
+                **_oracle_sizes(os.path.join(baselines_dir, collection.PROFILES_FILE)),
+                **_oracle_sizes(os.path.join(traj_dir, collection.PROFILES_FILE)),
+            }
+            parts, test_codebases = figures(module_splits, evaluations, oracle_sizes)
             result = IterationResult(
                 iteration=t,
                 policy=policy,
                 baselines=tuple(current),
-                train_ratio=train.total_ratio if train else None,
-                held_out_ratio=held.total_ratio,
-                train_oracle_ratio=summary["oracle_ratio"],
-                held_out_oracle_ratio=held_summary["oracle_ratio"],
-                held_out_geomean=held.geomean_ratio,
-                held_out_smaller=held.smaller,
-                held_out_larger=held.larger,
+                parts=parts,
+                test_codebases=test_codebases,
                 wins=summary["wins"],
-                train_modules=len(train_modules),
-                held_out_modules=len(held_out_modules),
                 seconds=round(time.monotonic() - start, 1),
             )
-            atomic_file.write_text(done_path, json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True))
-            logging.info("iteration %d: held-out %.4f, train %s", t, result.held_out_ratio, result.train_ratio)
+            atomic_file.write_text(done_path, result.to_json())
+            logging.info(
+                "iteration %d: %s",
+                t,
+                ", ".join(f"{p} {_fmt(result.ratio(p))}" for p in splits.PARTS),
+            )
         results.append(result)
         learned.append(result.policy)
         if _should_stop(results, patience):
-            logging.info("held-out size has not improved for %d iteration(s): stopping", patience)
+            logging.info("validation size has not improved for %d iteration(s): stopping", patience)
             break
     return results
 
 
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def best_iteration(results: Sequence[IterationResult]) -> IterationResult | None:
+    """The iteration with the lowest validation ratio (the earliest among equals); the last one when no iteration
+    has a validation ratio (an empty validation part); None for no results. Test figures play no part."""
+    scored = [r for r in results if r.ratio(splits.VALIDATION) is not None]
+    if not scored:
+        return results[-1] if results else None
+    return min(scored, key=lambda r: (r.ratio(splits.VALIDATION), r.iteration))
+
+
 def _should_stop(results: Sequence[IterationResult], patience: int) -> bool:
-    ratios = [r.held_out_ratio for r in results if r.held_out_ratio is not None]
+    ratios = [r.ratio(splits.VALIDATION) for r in results if r.ratio(splits.VALIDATION) is not None]
     if len(ratios) <= patience:
         return False
     best_before = min(ratios[:-patience])
     return min(ratios[-patience:]) >= best_before
+
+
+def part_figures(
+    modules: Sequence,
+    evaluations: Mapping[str, evaluate_policy_lib.ModuleEvaluation],
+    oracle_sizes: Mapping[str, tuple[int, int]],
+) -> PartFigures:
+    """Figures of `modules` from their evaluations (module name -> ModuleEvaluation) and their collection's sizes
+    (module name -> (best size, -Oz size) in bytes). The oracle is over the evaluated modules with the evaluation's
+    stock -Oz sizes as denominator; when none of `modules` was evaluated (train with evaluate_train=False) it is
+    over the collection's own sizes."""
+    ok = [evaluations[m.name] for m in modules if m.name in evaluations and evaluations[m.name].ok]
+    summary = evaluate_policy_lib.summarize("", ok)
+    if ok:
+        oracle_total = sum(min(oracle_sizes.get(e.module, (e.oz_size,))[0], e.oz_size) for e in ok)
+        oracle = oracle_total / summary.oz_total if summary.oz_total else None
+    else:
+        pairs = [oracle_sizes[m.name] for m in modules if m.name in oracle_sizes]
+        oz_total = sum(oz for _, oz in pairs)
+        oracle = sum(best for best, _ in pairs) / oz_total if oz_total else None
+    return PartFigures(
+        modules=len(modules),
+        evaluated=len(ok),
+        ratio=summary.total_ratio,
+        oracle_ratio=oracle,
+        geomean=summary.geomean_ratio,
+        smaller=summary.smaller,
+        larger=summary.larger,
+    )
+
+
+def figures(
+    module_splits: splits.ModuleSplits,
+    evaluations: Mapping[str, evaluate_policy_lib.ModuleEvaluation],
+    oracle_sizes: Mapping[str, tuple[int, int]],
+) -> tuple[dict[str, PartFigures], tuple[CodebaseFigures, ...]]:
+    """PartFigures of every part, and of every codebase's test modules (sorted by part, then codebase)."""
+    parts = {p: part_figures(modules, evaluations, oracle_sizes) for p, modules in module_splits.items()}
+    by_codebase = []
+    for part in splits.TEST_PARTS:
+        for codebase in module_splits.codebases(part):
+            modules = [m for m in module_splits.part(part) if splits.codebase_of(m.name) == codebase]
+            by_codebase.append(
+                CodebaseFigures(
+                    codebase=codebase,
+                    part=part,
+                    language=module_splits.languages.get(codebase, ""),
+                    figures=part_figures(modules, evaluations, oracle_sizes),
+                )
+            )
+    return parts, tuple(by_codebase)
+
+
+def _oracle_sizes(profiles_path: str) -> dict[str, tuple[int, int]]:
+    """Module name -> (best size, -Oz size) in bytes, from a collection's profiles (modules with both known)."""
+    if not os.path.exists(profiles_path):
+        return {}
+    return {
+        p.module: (p.best_size, p.oz_size)
+        for p in profiles_lib.read_jsonl(profiles_path)
+        if p.best_size is not None and p.oz_size is not None
+    }
 
 
 def _build_vocab(records: str, vocab_dir: str) -> None:
@@ -192,15 +318,21 @@ def _build_vocab(records: str, vocab_dir: str) -> None:
     os.replace(tmp, vocab_dir)
 
 
-def _evaluate(modules, policy_spec, executor, cache_dir, prefix, progress) -> evaluate_policy_lib.EvaluationSummary:
-    summary_path = prefix + ".summary.json"
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            obj = json.load(f)
-        obj["failed_modules"] = tuple(obj["failed_modules"])
-        return evaluate_policy_lib.EvaluationSummary(**obj)
-    evaluations, summary = evaluate_policy_lib.evaluate(
+def _evaluate(
+    module_splits: splits.ModuleSplits, modules, policy_spec, executor, cache_dir, it_dir, progress
+) -> dict[str, evaluate_policy_lib.ModuleEvaluation]:
+    """Evaluates `policy_spec` on `modules` in one pass; writes it_dir/eval_<part>.csv and .summary.json for every
+    part with modules. A rerun recompiles nothing: the compiles are cached."""
+    if not modules:
+        return {}
+    evaluations, _ = evaluate_policy_lib.evaluate(
         modules, policies.parse(policy_spec), executor, cache_dir=cache_dir, progress=progress
     )
-    evaluate_policy_lib.write(prefix, evaluations, summary)
-    return summary
+    by_name = {e.module: e for e in evaluations}
+    for part, part_modules in module_splits.items():
+        rows = [by_name[m.name] for m in part_modules if m.name in by_name]
+        if rows:
+            rows.sort(key=lambda e: e.module)
+            summary = evaluate_policy_lib.summarize(policy_spec, rows)
+            evaluate_policy_lib.write(os.path.join(it_dir, f"eval_{part}"), rows, summary)
+    return by_name

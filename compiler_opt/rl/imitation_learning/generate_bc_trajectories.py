@@ -27,8 +27,9 @@ _BASELINES = flags.DEFINE_multi_string(
     ["heuristic", "heuristic:threshold=50", "heuristic:threshold=500"],
     "Baseline policy specs (heuristic, heuristic:threshold=N, saved:PATH, always, never).",
 )
-_SPLIT = flags.DEFINE_enum("split", "all", module_selection.SPLITS, "Which modules of the corpus to collect.")
-_HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
+_SPLIT = flags.DEFINE_enum(
+    "split", "all", module_selection.SPLITS, "Part of the corpus split (gin: splits.SplitPolicy) to collect."
+)
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Collect at most this many modules (a fixed sample).")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Compile cache directory (reused across runs).")
@@ -39,7 +40,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
-    modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _HELD_OUT_FRACTION.value, _MAX_MODULES.value)
+    modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _MAX_MODULES.value)
     baselines = policies.parse_all(_BASELINES.value)
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         summary = generate_bc_trajectories_lib.collect(

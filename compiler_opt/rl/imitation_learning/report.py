@@ -1,38 +1,85 @@
 """The BC-MAX report: root_dir/report.md with three PNG plots, root_dir/results.json, and a console table.
 
+results.json: {"iterations": [IterationResult as a dict, ...], "best_iteration": t (lowest validation ratio),
+"best_policy": spec, "chosen_on": "validation" ("last" when no iteration has a validation ratio),
+"splits": {part: {"modules": n, "codebases": {name: n}}} or null}.
+
 Plots (matplotlib, Agg backend):
-  size_ratio.png    total text size / stock -Oz per iteration: train and held-out, with the oracle (per-module
-                    best of the baselines and explorations)
-  size_change.png   distribution of per-module size change (%) of the last iteration's policy vs -Oz
+  size_ratio.png    total text size / stock -Oz per iteration: every part of the split, with its oracle (per-module
+                    best of the baselines and, on train, explorations)
+  size_change.png   distribution of per-module size change (%) vs -Oz of the best iteration's policy, per part
   wins.png          which baseline (or exploration) produced each module's best trajectory, per iteration
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import json
 import os
 from collections.abc import Sequence
 
-from compiler_opt.rl import atomic_file
+from compiler_opt.rl import atomic_file, splits
 from compiler_opt.rl.imitation_learning import bc_max_lib
+
+# Column titles of the parts, in splits.PARTS order.
+PART_TITLES = {
+    splits.TRAIN: "train",
+    splits.VALIDATION: "validation",
+    splits.TEST_UNSEEN_CODEBASES: "test: unseen codebases",
+    splits.TEST_UNSEEN_FILES: "test: unseen files",
+}
 
 
 def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.4f}"
 
 
+def _counts(f: bc_max_lib.PartFigures) -> str:
+    return f"{f.smaller}/{f.larger}" if f.evaluated else "—"
+
+
 def table(results: Sequence[bc_max_lib.IterationResult]) -> str:
-    """A fixed-width table: one row per iteration (ratios are total size / stock -Oz)."""
-    header = f"{'iter':>4}  {'train':>7}  {'held-out':>8}  {'oracle(tr)':>10}  {'oracle(ho)':>10}  {'ho +/-':>9}"
-    lines = [header, "-" * len(header)]
+    """A fixed-width table: one row per iteration; per part its ratio, its oracle and the modules that got
+    smaller/larger than -Oz (all ratios are total size / stock -Oz)."""
+    width = 24
+    top = f"{'':>4}" + "".join(f"  {PART_TITLES[p]:^{width}}" for p in splits.PARTS)
+    header = f"{'iter':>4}" + f"  {'ratio':>7} {'oracle':>7} {'+/-':>8}" * len(splits.PARTS)
+    lines = [top, header, "-" * len(header)]
     for r in results:
-        counts = f"{r.held_out_smaller}/{r.held_out_larger}"
+        row = f"{r.iteration:>4}"
+        for p in splits.PARTS:
+            f = r.parts[p]
+            row += f"  {_fmt(f.ratio):>7} {_fmt(f.oracle_ratio):>7} {_counts(f):>8}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def codebase_table(result: bc_max_lib.IterationResult) -> str:
+    """The test figures of one iteration by codebase (ratio and oracle over stock -Oz, smaller/larger modules)."""
+    header = f"{'codebase':<24} {'test part':<15} {'lang':<4} {'modules':>7} {'ratio':>7} {'oracle':>7} {'+/-':>8}"
+    lines = [header, "-" * len(header)]
+    for c in result.test_codebases:
+        f = c.figures
+        part = "unseen codebase" if c.part == splits.TEST_UNSEEN_CODEBASES else "unseen files"
         lines.append(
-            f"{r.iteration:>4}  {_fmt(r.train_ratio):>7}  {_fmt(r.held_out_ratio):>8}  "
-            f"{_fmt(r.train_oracle_ratio):>10}  {_fmt(r.held_out_oracle_ratio):>10}  {counts:>9}"
+            f"{c.codebase or '(top level)':<24} {part:<15} {c.language or '?':<4} {f.modules:>7} "
+            f"{_fmt(f.ratio):>7} {_fmt(f.oracle_ratio):>7} {_counts(f):>8}"
         )
+    return "\n".join(lines)
+
+
+def summary_text(results: Sequence[bc_max_lib.IterationResult], module_splits: splits.ModuleSplits | None) -> str:
+    """What bc_max prints at the end: the split, the table, and the chosen iteration's test by codebase."""
+    lines = []
+    if module_splits is not None:
+        counts = " / ".join(f"{len(module_splits.part(p))} {PART_TITLES[p]}" for p in splits.PARTS)
+        lines.append(f"BC-MAX on {counts} modules (total text size / stock -Oz):")
+    lines.append(table(results))
+    best = bc_max_lib.best_iteration(results)
+    if best is not None and best.test_codebases:
+        lines += ["", f"Test by codebase, iteration {best.iteration} (chosen on validation):", codebase_table(best)]
     return "\n".join(lines)
 
 
@@ -43,40 +90,43 @@ def _deltas(csv_path: str) -> list[float]:
         return [100.0 * (float(row["ratio"]) - 1.0) for row in csv.DictReader(f) if row["ratio"]]
 
 
-def write(root_dir: str, results: Sequence[bc_max_lib.IterationResult]) -> str:
-    """Writes the report files; returns the path of report.md."""
+def write(
+    root_dir: str,
+    results: Sequence[bc_max_lib.IterationResult],
+    module_splits: splits.ModuleSplits | None = None,
+) -> str:
+    """Writes the report files; returns the path of report.md. `module_splits` adds the split to both."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     iterations = [r.iteration for r in results]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for attr, label, style in (
-        ("train_ratio", "train", "o-"),
-        ("held_out_ratio", "held-out", "s-"),
-        ("train_oracle_ratio", "oracle (train)", "o--"),
-        ("held_out_oracle_ratio", "oracle (held-out)", "s--"),
-    ):
-        points = [(r.iteration, getattr(r, attr)) for r in results if getattr(r, attr) is not None]
-        if points:
-            ax.plot(*zip(*points, strict=True), style, label=label)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for part, marker in zip(splits.PARTS, "osD^", strict=True):
+        for attr, label, line in (("ratio", PART_TITLES[part], "-"), ("oracle_ratio", "oracle", "--")):
+            points = [(r.iteration, getattr(r.parts[part], attr)) for r in results]
+            points = [(i, v) for i, v in points if v is not None]
+            if points:
+                label = label if attr == "ratio" else f"{label} ({PART_TITLES[part]})"
+                ax.plot(*zip(*points, strict=True), marker + line, label=label)
     ax.axhline(1.0, color="gray", lw=1, label="-Oz")
     ax.set_xlabel("BC-MAX iteration")
     ax.set_ylabel("total text size / -Oz")
     ax.set_xticks(iterations)
-    ax.legend()
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(os.path.join(root_dir, "size_ratio.png"), dpi=110)
     plt.close(fig)
 
-    last = bc_max_lib.iteration_dir(root_dir, results[-1].iteration) if results else root_dir
+    best = bc_max_lib.best_iteration(results)
+    chosen = bc_max_lib.iteration_dir(root_dir, best.iteration) if best else root_dir
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, label in (("eval_held_out.csv", "held-out"), ("eval_train.csv", "train")):
-        deltas = _deltas(os.path.join(last, name))
+    ax.axvline(0.0, color="gray", lw=1, label="-Oz")
+    for part in splits.PARTS:
+        deltas = _deltas(os.path.join(chosen, f"eval_{part}.csv"))
         if deltas:
-            ax.hist(deltas, bins=30, alpha=0.6, label=f"{label} ({len(deltas)} modules)")
-    ax.axvline(0.0, color="gray", lw=1)
+            ax.hist(deltas, bins=30, alpha=0.6, label=f"{PART_TITLES[part]} ({len(deltas)} modules)")
     ax.set_xlabel("per-module text size change vs -Oz (%)")
     ax.set_ylabel("modules")
     ax.legend()
@@ -99,25 +149,37 @@ def write(root_dir: str, results: Sequence[bc_max_lib.IterationResult]) -> str:
     fig.savefig(os.path.join(root_dir, "wins.png"), dpi=110)
     plt.close(fig)
 
-    best = min((r for r in results if r.held_out_ratio is not None), key=lambda r: r.held_out_ratio, default=None)
     lines = [
         "# BC-MAX report",
         "",
         "Ratios are total `llvm-size` text size over stock clang-22 -Oz on the same modules (below 1 is smaller).",
         "The oracle is the per-module best of the iteration's baselines and, on train, of the explorations around",
         "them, over the same stock -Oz total.",
-        "",
-        "```",
-        table(results),
-        "```",
+        "`+/-`: modules whose object got smaller / larger than -Oz's.",
         "",
     ]
+    if module_splits is not None:
+        lines += ["## Split (by codebase, compiler_opt/rl/splits.py)", ""]
+        for p in splits.PARTS:
+            codebases = ", ".join(f"{c or '(top level)'}" for c in module_splits.codebases(p))
+            lines.append(f"- {PART_TITLES[p]}: {len(module_splits.part(p))} modules ({codebases})")
+        lines += [
+            "",
+            "Validation chooses the best iteration and stops the loop; the test parts are reported only.",
+            "",
+        ]
+    lines += ["```", table(results), "```", ""]
     if best is not None:
-        lines += [f"Best held-out policy: iteration {best.iteration}, `{_short(best.policy, root_dir)}`.", ""]
+        lines += [
+            f"Best iteration on validation: {best.iteration}, `{_short(best.policy, root_dir)}`.",
+            "",
+        ]
+        if best.test_codebases:
+            lines += ["Its test figures by codebase:", "", "```", codebase_table(best), "```", ""]
     lines += [
         "![total size per iteration](size_ratio.png)",
         "",
-        "![per-module size change](size_change.png)",
+        "![per-module size change, best iteration](size_change.png)",
         "",
         "![which baseline won](wins.png)",
         "",
@@ -129,6 +191,7 @@ def write(root_dir: str, results: Sequence[bc_max_lib.IterationResult]) -> str:
         lines.append(f"- iteration {r.iteration} ({r.seconds:.0f} s): {wins}")
     path = os.path.join(root_dir, "report.md")
     atomic_file.write_text(path, "\n".join(lines) + "\n")
+    validated = any(r.ratio(splits.VALIDATION) is not None for r in results)
     atomic_file.write_text(
         os.path.join(root_dir, "results.json"),
         json.dumps(
@@ -136,11 +199,25 @@ def write(root_dir: str, results: Sequence[bc_max_lib.IterationResult]) -> str:
                 "iterations": [dataclasses.asdict(r) for r in results],
                 "best_iteration": best.iteration if best else None,
                 "best_policy": best.policy if best else None,
+                "chosen_on": splits.VALIDATION if validated else "last",
+                "splits": _split_json(module_splits),
             },
             indent=2,
         ),
     )
     return path
+
+
+def _split_json(module_splits: splits.ModuleSplits | None) -> dict | None:
+    if module_splits is None:
+        return None
+    return {
+        p: {
+            "modules": len(module_splits.part(p)),
+            "codebases": dict(collections.Counter(splits.codebase_of(m.name) for m in module_splits.part(p))),
+        }
+        for p in splits.PARTS
+    }
 
 
 def _short(name: str, root_dir: str) -> str:

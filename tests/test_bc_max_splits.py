@@ -1,0 +1,116 @@
+"""Specification of BC-MAX's figures per part of the split and per test codebase, and of their report."""
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from compiler_opt.rl import evaluate_policy_lib, splits
+from compiler_opt.rl.imitation_learning import bc_max_lib, report
+
+
+@dataclasses.dataclass(frozen=True)
+class _Module:
+    name: str
+
+
+def _eval(name, oz, size):
+    status = "ok" if oz is not None else "failed"
+    return evaluate_policy_lib.ModuleEvaluation(module=name, oz_size=oz, policy_size=size, horizon=3, status=status)
+
+
+_SPLITS = splits.ModuleSplits(
+    train=(_Module("a/x"), _Module("a/y")),
+    validation=(_Module("a/z"), _Module("a/v")),
+    test_unseen_codebases=(_Module("b/p"), _Module("c/q")),
+    test_unseen_files=(_Module("a/w"),),
+    languages={"a": "c", "b": "c", "c": "c++"},
+)
+_EVALUATIONS = {
+    e.module: e
+    for e in (
+        _eval("a/x", 100, 90),
+        _eval("a/y", 100, 110),
+        _eval("a/z", 200, 200),
+        _eval("a/v", None, None),
+        _eval("b/p", 50, 40),
+        _eval("c/q", 100, 105),
+        _eval("a/w", 300, 270),
+    )
+}
+# (best size, -Oz size) from collection; a/w's collection failed.
+_ORACLE = {"a/x": (80, 100), "a/y": (100, 100), "a/z": (190, 200), "b/p": (45, 50), "c/q": (95, 100)}
+
+
+def test_each_part_has_its_ratio_and_oracle_over_stock_oz_and_its_smaller_larger_counts():
+    parts, _ = bc_max_lib.figures(_SPLITS, _EVALUATIONS, _ORACLE)
+    train = parts[splits.TRAIN]
+    assert (train.ratio, train.oracle_ratio, train.smaller, train.larger) == (1.0, 0.9, 1, 1)
+    validation = parts[splits.VALIDATION]
+    assert (validation.modules, validation.evaluated, validation.ratio, validation.oracle_ratio) == (2, 1, 1.0, 0.95)
+    unseen = parts[splits.TEST_UNSEEN_CODEBASES]
+    assert unseen.ratio == pytest.approx(145 / 150) and unseen.oracle_ratio == pytest.approx(140 / 150)
+    # A module whose collection failed counts at its -Oz size in the oracle.
+    files = parts[splits.TEST_UNSEEN_FILES]
+    assert (files.ratio, files.oracle_ratio) == (0.9, 1.0)
+
+
+def test_every_test_codebase_has_its_own_figures():
+    _, by_codebase = bc_max_lib.figures(_SPLITS, _EVALUATIONS, _ORACLE)
+    rows = {(c.codebase, c.part, c.language): (c.figures.ratio, c.figures.oracle_ratio) for c in by_codebase}
+    assert rows == {
+        ("b", splits.TEST_UNSEEN_CODEBASES, "c"): (0.8, 0.9),
+        ("c", splits.TEST_UNSEEN_CODEBASES, "c++"): (1.05, 0.95),
+        ("a", splits.TEST_UNSEEN_FILES, "c"): (0.9, 1.0),
+    }
+
+
+def test_without_train_evaluation_the_train_oracle_comes_from_collection():
+    evaluations = {k: v for k, v in _EVALUATIONS.items() if not k.startswith("a/x") and not k.startswith("a/y")}
+    parts, _ = bc_max_lib.figures(_SPLITS, evaluations, _ORACLE)
+    assert (parts[splits.TRAIN].ratio, parts[splits.TRAIN].oracle_ratio) == (None, 0.9)
+
+
+def _result(iteration, validation_ratio, test_ratio):
+    parts, by_codebase = bc_max_lib.figures(_SPLITS, _EVALUATIONS, _ORACLE)
+    parts[splits.VALIDATION] = dataclasses.replace(parts[splits.VALIDATION], ratio=validation_ratio)
+    parts[splits.TEST_UNSEEN_CODEBASES] = dataclasses.replace(parts[splits.TEST_UNSEEN_CODEBASES], ratio=test_ratio)
+    return bc_max_lib.IterationResult(
+        iteration=iteration,
+        policy=f"saved:/r/iteration_{iteration}/model/saved_policy",
+        baselines=("heuristic",),
+        parts=parts,
+        test_codebases=by_codebase,
+        wins={"heuristic": 2},
+        seconds=1.0,
+    )
+
+
+def test_the_best_iteration_is_chosen_on_validation_never_on_test():
+    results = [_result(1, 0.99, 0.90), _result(2, 0.98, 1.10), _result(3, 0.985, 0.80)]
+    assert bc_max_lib.best_iteration(results).iteration == 2
+
+
+# matplotlib 3.x's font-pattern parser calls pyparsing names that pyparsing 3.2 deprecates, once, on import.
+@pytest.mark.filterwarnings("ignore:.*deprecated - use:DeprecationWarning")
+def test_report_and_results_json_show_all_four_parts_and_the_test_codebases(tmp_path):
+    results = [_result(1, 0.99, 0.97), _result(2, 0.98, 0.96)]
+    report.write(str(tmp_path), results, _SPLITS)
+    with open(tmp_path / "results.json") as f:
+        saved = json.load(f)
+    assert [bc_max_lib.IterationResult.from_dict(r) for r in saved["iterations"]] == results
+    assert saved["best_iteration"] == 2
+    assert {p: v["modules"] for p, v in saved["splits"].items()} == {
+        splits.TRAIN: 2,
+        splits.VALIDATION: 2,
+        splits.TEST_UNSEEN_CODEBASES: 2,
+        splits.TEST_UNSEEN_FILES: 1,
+    }
+    text = (tmp_path / "report.md").read_text()
+    for title in report.PART_TITLES.values():
+        assert title in text, title
+    table = report.codebase_table(results[1])
+    assert [line.split()[:2] for line in table.splitlines()[2:]] == [["b", "unseen"], ["c", "unseen"], ["a", "unseen"]]
+    assert "1.0500" in table and "0.8000" in table
+    assert os.path.getsize(tmp_path / "size_ratio.png") > 0
