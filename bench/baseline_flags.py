@@ -20,7 +20,7 @@ from compiler_opt.distributed import executors
 from compiler_opt.rl import baseline_selection, module_selection, policies
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
-_SPLIT = flags.DEFINE_string("split", "train", "Which modules: all, train or held_out (module_selection).")
+_SPLIT = flags.DEFINE_string("split", "train", "Which modules: all or a part of the split (module_selection.SPLITS).")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules.")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Compile cache (shared with select_baselines; none by default).")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()

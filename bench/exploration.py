@@ -30,7 +30,7 @@ from compiler_opt.rl.imitation_learning import exploration
 from compiler_opt.rl.inlining import task as task_lib
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
-_SPLIT = flags.DEFINE_string("split", "train", "Which modules: all, train or held_out (module_selection).")
+_SPLIT = flags.DEFINE_string("split", "train", "Which modules: all or a part of the split (module_selection.SPLITS).")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules.")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Compile cache (default: a temporary directory).")
 _EXPLORER = flags.DEFINE_string("explorer", "heuristic_margin", "Exploring policy: heuristic_margin or saved:PATH.")

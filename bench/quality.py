@@ -8,10 +8,10 @@ Runs the loop of `bc_max` with the settings of the gin files (resumable: an exis
 corpus split by gin's `splits.SplitPolicy` (compiler_opt/rl/splits.py), then prints JSON: the split (modules and
 codebases per part); for each iteration, per part (train, validation, test_unseen_codebases, test_unseen_files) the
 policy's ratio (policy total / stock -Oz total) with its oracle (per-module best of that iteration's baselines and,
-on train, of the explorations around them, over the same -Oz total), geometric mean and smaller/larger counts, and the test ratios per codebase; the iteration chosen
-on validation with its test ratios against the goal (test on unseen codebases <= 0.98, no test codebase > 1.01)
-and, per part, every initial baseline played alone (`heuristic:threshold=N` over the same -Oz total; a failed
-compile counts at its -Oz size) with the best single one.
+on train, of the explorations around them, over the same -Oz total), geometric mean and smaller/larger counts, and
+the test ratios per codebase; the iteration chosen on validation with its test ratios against the goal (test on
+unseen codebases <= 0.98, no test codebase > 1.01) and, per part, every initial baseline played alone
+(`heuristic:threshold=N` over the same -Oz total; a failed compile counts at its -Oz size) with the best single one.
 """
 
 import csv

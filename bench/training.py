@@ -39,7 +39,6 @@ from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as traine
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
 _ROOT_DIR = flags.DEFINE_string("root_dir", None, "A bc_max root to reuse or create (default: a new temporary dir).")
-_HELD_OUT_FRACTION = flags.DEFINE_float("held_out_fraction", 0.2, "Fraction of modules held out (by name hash).")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", ["gin_configs/bc_max.gin"], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
@@ -66,7 +65,7 @@ def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
-    train_modules = module_selection.select(data_path, "train", _HELD_OUT_FRACTION.value)
+    train_modules = module_selection.select(data_path, "train")
     root_dir = os.path.abspath(_ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_training_"))
     traj_dir = os.path.join(bc_max_lib.iteration_dir(root_dir, 1), "trajectories")
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:

@@ -47,7 +47,6 @@ import gin
 from absl import logging
 
 from compiler_opt.rl import atomic_file
-
 from compiler_opt.rl import splits as splits_lib
 
 DESCRIPTION_FILE = "corpus_description.json"
