@@ -12,15 +12,16 @@ iteration is the one with the best validation ratio. That iteration's policy is 
 split (reported only, never used to choose). --gin_bindings apply to every setting (e.g. fewer steps for a quick
 run). Settings share one compile cache under --root_dir, so common baselines compile once; a rerun resumes.
 
-Splits come from compiler_opt/rl/module_selection.py: train / validation / test when it defines them; otherwise its
-train / held_out split, with held_out as validation and no test split (test ratios are null).
+Splits come from compiler_opt/rl/splits.py (by codebase, gin's splits.SplitPolicy defaults): the loop sees train and
+validation; test is both test parts (unseen codebases and unseen files), each also reported alone.
 
 Prints JSON: per setting, per iteration the train oracle (per-module best of baselines and explorations / -Oz),
 train policy, validation policy and validation oracle ratios, and the collection compiles spent (every baseline and
 exploration compile of the train split, counted whether or not the cache served it); then the chosen iteration's
-figures and its test ratio. Ratios are total text size over stock -Oz's.
+figures and its test ratios. Ratios are total text size over stock -Oz's.
 """
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -31,6 +32,7 @@ from absl import app, flags
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.rl import evaluate_policy_lib, module_selection, policies
+from compiler_opt.rl import splits as splits_lib
 from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 
@@ -41,7 +43,9 @@ _SETTINGS = flags.DEFINE_multi_string(
 )
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied to every setting.")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Shared compile cache (default: ROOT_DIR/compile_cache_shared).")
-_MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules of each split.")
+_MAX_MODULES = flags.DEFINE_integer(
+    "max_modules", None, "Use a fixed sample of this many modules in all (spread over parts and codebases)."
+)
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 
 _GIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gin_configs")
@@ -55,17 +59,9 @@ SETTINGS = {
 }
 
 
-def splits(data_path: str, max_modules: int | None) -> dict[str, list]:
-    """{"train", "validation", "test"} -> modules (test may be empty, see module doc)."""
-    available = module_selection.SPLITS
-    if "validation" in available and "test" in available:
-        names = {"train": "train", "validation": "validation", "test": "test"}
-    else:
-        names = {"train": "train", "validation": "held_out", "test": None}
-    return {
-        ours: module_selection.select(data_path, split=theirs, max_modules=max_modules) if theirs else []
-        for ours, theirs in names.items()
-    }
+def splits(data_path: str, max_modules: int | None) -> splits_lib.ModuleSplits:
+    """The corpus split by codebase; `max_modules` keeps a sample of that many spread over parts and codebases."""
+    return module_selection.load_splits(data_path, max_modules)
 
 
 def _gin_files(setting: str) -> tuple[str, list[str]]:
@@ -91,27 +87,33 @@ def run_setting(name, files, data, root_dir, executor, cache_dir) -> dict:
     os.makedirs(run_dir, exist_ok=True)
     if not os.path.exists(os.path.join(run_dir, "compile_cache")):
         os.symlink(cache_dir, os.path.join(run_dir, "compile_cache"))
-    results = bc_max_lib.run(data["train"], data["validation"], run_dir, executor, progress=False)
+    loop_data = dataclasses.replace(data, test_unseen_codebases=(), test_unseen_files=())
+    results = bc_max_lib.run(loop_data, run_dir, executor, progress=False)
     iterations = []
     for r in results:
         traj = os.path.join(bc_max_lib.iteration_dir(run_dir, r.iteration), "trajectories", collection.PROFILES_FILE)
         iterations.append(
             {
                 "iteration": r.iteration,
-                "train_oracle": r.train_oracle_ratio,
-                "train_policy": r.train_ratio,
-                "validation": r.held_out_ratio,
-                "validation_oracle": r.held_out_oracle_ratio,
+                "train_oracle": r.parts[splits_lib.TRAIN].oracle_ratio,
+                "train_policy": r.ratio(splits_lib.TRAIN),
+                "validation": r.ratio(splits_lib.VALIDATION),
+                "validation_oracle": r.parts[splits_lib.VALIDATION].oracle_ratio,
                 **_collection_compiles(traj),
             }
         )
-    chosen = min(results, key=lambda r: (r.held_out_ratio if r.held_out_ratio is not None else float("inf")))
-    test = None
-    if data["test"]:
-        _, summary = evaluate_policy_lib.evaluate(
-            data["test"], policies.parse(chosen.policy), executor, cache_dir=cache_dir, progress=False
+    chosen = bc_max_lib.best_iteration(results)
+    test = {"test": None, **{p: None for p in splits_lib.TEST_PARTS}}
+    test_modules = [m for p in splits_lib.TEST_PARTS for m in data.part(p)]
+    if test_modules:
+        evaluations, summary = evaluate_policy_lib.evaluate(
+            test_modules, policies.parse(chosen.policy), executor, cache_dir=cache_dir, progress=False
         )
-        test = summary.total_ratio
+        test["test"] = summary.total_ratio
+        for p in splits_lib.TEST_PARTS:
+            names = {m.name for m in data.part(p)}
+            part = [e for e in evaluations if e.module in names]
+            test[p] = evaluate_policy_lib.summarize(chosen.policy, part).total_ratio
     row = next(i for i in iterations if i["iteration"] == chosen.iteration)
     return {
         "gin_files": [os.path.relpath(f) for f in files],
@@ -120,7 +122,7 @@ def run_setting(name, files, data, root_dir, executor, cache_dir) -> dict:
         "train_oracle": row["train_oracle"],
         "train_policy": row["train_policy"],
         "validation": row["validation"],
-        "test": test,
+        **test,
         "compiles": sum(i["collection_compiles"] for i in iterations),
         "exploration_compiles": sum(i["exploration_compiles"] for i in iterations),
         "policy": chosen.policy,
