@@ -180,3 +180,12 @@ def test_tus_over_the_compile_time_limit_are_left_out_as_slow(tmp_path):
     results = _results(tmp_path / "cache", "five")
     assert [r["status"] for r in results] == ["slow"] * 5
     assert all(r["cpu_seconds"] > 0 for r in results)
+
+
+def test_module_names_start_with_the_codebase_and_keep_a_suffix_only_to_stay_distinct():
+    codebase = Codebase(name="x", sdist=None, license="MIT", root="x", sources=(), strip_prefix="src/")
+    assert corpus_v2_lib.module_names(codebase, ["src/a.c", "src/a.cpp", "src/io/b.c"]) == {
+        "src/a.c": "x/a.c",
+        "src/a.cpp": "x/a.cpp",
+        "src/io/b.c": "x/io/b",
+    }

@@ -99,8 +99,12 @@ def language_of(source: str) -> str:
     return "c++" if source.endswith(extract_corpus_lib.CXX_SUFFIXES) else "c"
 
 
-def module_name(codebase: Codebase, source: str) -> str:
-    return f"{codebase.name}/{os.path.splitext(source.removeprefix(codebase.strip_prefix))[0]}"
+def module_names(codebase: Codebase, sources: Sequence[str]) -> dict[str, str]:
+    """{source: `CODEBASE/PATH`}: PATH is the source without `strip_prefix` and suffix, except that
+    sources which would share a name (`ggml.c`, `ggml.cpp`) keep their suffix."""
+    stripped = [s.removeprefix(codebase.strip_prefix) for s in sources]
+    names = extract_corpus_lib.unique_module_names(stripped, ())
+    return {s: f"{codebase.name}/{n}" for s, n in zip(sources, names, strict=True)}
 
 
 def codebase_key(
@@ -151,6 +155,7 @@ class _CodebaseBuild:
         self.modules_dir = os.path.join(self.dir, "modules")
         self.lock = threading.Lock()
         self.tus: list[str] = []
+        self.names: dict[str, str] = {}
         self.left_out: list[tuple[str, int, str]] = []
         self.results: dict[str, TuResult] = {}
 
@@ -211,19 +216,16 @@ class _CodebaseBuild:
                 f"{cb.sdist.filename}: no file matches {cb.sources}; "
                 f"fix the recipe of {cb.name} in corpus_v2_recipes.py"
             )
+        self.names = module_names(cb, candidates)
         kept = candidates
         for exclusion in cb.exclude:
             matched = [p for p in kept if fnmatch.fnmatchcase(p, exclusion.pattern)]
             kept = [p for p in kept if not fnmatch.fnmatchcase(p, exclusion.pattern)]
             self.left_out.append((exclusion.pattern, len(matched), exclusion.reason))
         if cb.sample and len(kept) > cb.sample:
-            order = sorted(kept, key=lambda s: hashlib.sha256(module_name(cb, s).encode()).digest())
+            order = sorted(kept, key=lambda s: hashlib.sha256(self.names[s].encode()).digest())
             self.left_out.append(("*", len(kept) - cb.sample, f"not in the recipe's sample of {cb.sample} TUs"))
             kept = sorted(order[: cb.sample])
-        names = [module_name(cb, s) for s in kept]
-        if len(set(names)) != len(names):
-            dup = [n for n, c in collections.Counter(names).items() if c > 1]
-            raise v1.DefaultCorpusError(f"{cb.name}: sources share module names {dup[:5]}: fix its strip_prefix")
         self.tus = kept
 
     def _read_results(self) -> None:
@@ -245,9 +247,7 @@ class _CodebaseBuild:
         return base + ".bc", base + ".cmd"
 
     def ranking(self, seed: int) -> list[str]:
-        return sorted(
-            self.tus, key=lambda s: hashlib.sha256(f"{seed}:{module_name(self.codebase, s)}".encode()).digest()
-        )
+        return sorted(self.tus, key=lambda s: hashlib.sha256(f"{seed}:{self.names[s]}".encode()).digest())
 
     def to_compile(self, selection: Selection) -> list[str]:
         """TUs without a result among the first ones in ranking order that could fill the selection."""
@@ -294,7 +294,7 @@ def _compile_tu(
 ) -> TuResult:
     clang, clangxx, objcopy, nm = tools
     cb = build.codebase
-    name = module_name(cb, source)
+    name = build.names[source]
     language = language_of(source)
     argv = [
         clangxx if language == "c++" else clang,
