@@ -4,11 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake
+APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake zlib1g-dev
 CORPUS_DIR ?= build/default_corpus
 DEMO_DIR ?= demo_output
 
-.PHONY: setup apt venv corpus test lint format demo full-run plugin bench clean
+.PHONY: setup apt venv corpus corpus_v2 test lint format demo full-run plugin bench clean
 
 setup: apt venv
 
@@ -35,6 +35,11 @@ $(STAMP): requirements.txt setup.py
 
 corpus: setup
 	$(PY) -m compiler_opt.tools.make_default_corpus --output_dir=$(CORPUS_DIR)
+
+# Default corpus v2 (many codebases; hours on 2 cores, resumable). A sample: CORPUS_V2_ARGS=--max_modules_per_codebase=40
+CORPUS_V2_DIR ?= build/corpus_v2
+corpus_v2: setup
+	$(PY) -m compiler_opt.tools.make_default_corpus --corpus=v2 --output_dir=$(CORPUS_V2_DIR) $(CORPUS_V2_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

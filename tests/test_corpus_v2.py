@@ -126,6 +126,20 @@ def test_a_subset_builds_only_its_codebases_and_sample_and_a_rerun_only_reads_th
     assert stats.compiled == 1 and len(_results(cache, "five")) == 3
     assert set(two) < set(corpus.Corpus.load(bigger).names)
 
+    # Without compiling, the whole codebase is what is cached so far, and the rest is counted.
+    cached, stats = corpus_v2_lib.build_corpus_v2(
+        str(cache),
+        jobs=1,
+        selection=corpus_v2_lib.Selection(("five",)),
+        codebases=codebases,
+        progress=False,
+        compile=False,
+    )
+    assert stats.compiled == 0 and len(_results(cache, "five")) == 3
+    assert corpus.Corpus.load(cached).names == corpus.Corpus.load(bigger).names
+    (record,) = v1.read_manifest(cached).codebases
+    assert [(x.count, x.reason.split(" (")[0]) for x in record.left_out] == [(2, "not compiled yet")]
+
 
 @pytest.mark.integration
 def test_the_manifest_records_each_codebase_and_what_was_left_out_and_why(tmp_path):

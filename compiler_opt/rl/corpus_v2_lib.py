@@ -59,6 +59,9 @@ RECIPE_VERSION = 1
 RESULTS_FILE = "results.jsonl"
 _UNPACKED_MARKER = ".unpacked"
 _STDERR_TAIL_CHARS = 600
+# Codebase fields added after the first builds: left out of the key while at their default, so that
+# adding a field does not invalidate the codebases already built.
+_KEY_OMITS_AT_DEFAULT = {"sample": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +115,11 @@ def codebase_key(
 ) -> str:
     recipe = {
         "recipe_version": RECIPE_VERSION,
-        "codebase": dataclasses.asdict(codebase),
+        "codebase": {
+            k: v
+            for k, v in dataclasses.asdict(codebase).items()
+            if not (k in _KEY_OMITS_AT_DEFAULT and v == _KEY_OMITS_AT_DEFAULT[k])
+        },
         "opt_flags": list(opt_flags),
         "max_compile_seconds": max_compile_seconds,
         "compilers": [*compilers, *(v1.compiler_version(c) for c in compilers)],
@@ -416,6 +423,7 @@ def build_corpus_v2(
     objcopy: str = "llvm-objcopy-22",
     nm: str = "llvm-nm-22",
     progress: bool = True,
+    compile: bool = True,
 ) -> tuple[str, BuildStats]:
     """Builds what `selection` needs (only TUs without a cached result), then returns its corpus directory.
 
@@ -426,6 +434,8 @@ def build_corpus_v2(
       codebases: the recipes (default: corpus_v2_recipes.CODEBASES).
       opt_flags: optimization flags of every compile.
       max_compile_seconds: a TU whose compile takes more CPU seconds than this is left out ("slow").
+      compile: False makes a corpus of what is already built, compiling nothing (e.g. during a
+        long build; the manifest counts the TUs not compiled yet).
       compile_timeout_s: wall-time limit of one compile (then it is killed and left out as slow);
         a compile is also stopped as soon as its CPU time passes `max_compile_seconds`.
 
@@ -447,7 +457,7 @@ def build_corpus_v2(
         build.prepare()
         builds.append(build)
     compiled = 0
-    while True:
+    while compile:
         work = [(b, s) for b in builds for s in b.to_compile(selection)]
         if not work:
             break
@@ -485,12 +495,12 @@ def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selectio
             left_out.append(v1.LeftOut(" ".join(bad), len(bad), why))
     untried = sum(1 for s in build.tus if s not in build.results)
     not_selected = sum(1 for r in build.results.values() if r.status == "ok") - len(chosen)
-    if untried or not_selected:
-        left_out.append(
-            v1.LeftOut(
-                "*", untried + not_selected, f"not sampled (at most {selection.max_modules} modules per codebase)"
-            )
-        )
+    sample_full = bool(selection.max_modules) and len(chosen) == selection.max_modules
+    if sample_full and untried + not_selected:
+        why = f"not sampled (at most {selection.max_modules} modules per codebase)"
+        left_out.append(v1.LeftOut("*", untried + not_selected, why))
+    elif untried:
+        left_out.append(v1.LeftOut("*", untried, "not compiled yet (a build stopped early, or compile=False)"))
     languages = collections.Counter(language_of(r.source) for r in chosen)
     attempted = list(build.results.values())
     return v1.CodebaseRecord(
@@ -525,7 +535,9 @@ def _write_view(
             f"no module of {[b.codebase.name for b in builds]} compiled within the limits (TU results: "
             f"{dict(why)}; the reasons are in {RESULTS_FILE} of each codebase under {os.path.dirname(builds[0].dir)})"
         )
-    key = hashlib.sha256(json.dumps([[b.key for b in builds], names]).encode()).hexdigest()[:16]
+    # The view changes with the selection, the modules, and the TUs tried so far (its manifest counts them).
+    state = [[b.key, len(b.results)] for b in builds]
+    key = hashlib.sha256(json.dumps([state, names, dataclasses.asdict(selection)]).encode()).hexdigest()[:16]
     views = os.path.join(cache_dir, "corpus_v2", "views")
     final = os.path.join(views, key)
     if v1.read_manifest(final) is not None:

@@ -37,6 +37,9 @@ _MAX_MODULES = flags.DEFINE_integer(
     "max_modules_per_codebase", 0, "v2 only: at most this many modules per codebase (0: all)."
 )
 _SAMPLE_SEED = flags.DEFINE_integer("sample_seed", 0, "v2 only: seed of the per-codebase sample.")
+_COMPILE = flags.DEFINE_bool(
+    "compile", True, "v2 only: --nocompile makes a corpus of what is already cached, compiling nothing."
+)
 _PROGRESS = flags.DEFINE_bool("progress", True, "v2 only: show a progress bar on stderr.")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
@@ -53,7 +56,11 @@ def main(argv):
         if _CORPUS.value == "v2":
             selection = corpus_v2_lib.Selection(tuple(_CODEBASES.value), _MAX_MODULES.value, _SAMPLE_SEED.value)
             cached_dir, stats = corpus_v2_lib.build_corpus_v2(
-                cache_dir=_CACHE_DIR.value, jobs=_JOBS.value, selection=selection, progress=_PROGRESS.value
+                cache_dir=_CACHE_DIR.value,
+                jobs=_JOBS.value,
+                selection=selection,
+                progress=_PROGRESS.value,
+                compile=_COMPILE.value,
             )
         else:
             if _CODEBASES.value or _MAX_MODULES.value:
