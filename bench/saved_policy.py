@@ -17,7 +17,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from compiler_opt.rl import saved_policy
+from compiler_opt.rl import policy_saver, saved_policy
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
 from compiler_opt.rl.inlining import features as features_lib
 from compiler_opt.rl.inlining import task as task_lib
@@ -36,7 +36,7 @@ def export_random_policy(root: str) -> str:
         quantiles = np.sort(np.round(rng.lognormal(1.5, 2.0, 1000)))
         features_lib.write_buckets(features_lib.buckets_path(vocab_dir, name), quantiles)
     network = trainer_lib.build_network(names, vocab_dir, features_lib.FeatureConfig(), trainer_lib.TrainerConfig())
-    saved_dir, _ = trainer_lib.export_policies(network, os.path.join(root, "model"))
+    saved_dir, _ = policy_saver.export_policies(network, os.path.join(root, "model"))
     return saved_dir
 
 

@@ -42,8 +42,8 @@ def write_rule_policy(root_dir: str, feature_names: tuple[str, ...] | None = Non
     """
     import tensorflow as tf
 
+    from compiler_opt.rl import policy_saver
     from compiler_opt.rl.imitation_learning import policy_network
-    from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
     from compiler_opt.rl.inlining import features as features_lib
 
     names = tuple(sorted(feature_names or clang22_release_features()))
@@ -64,5 +64,5 @@ def write_rule_policy(root_dir: str, feature_names: tuple[str, ...] | None = Non
     assert [tuple(v.shape) for v in variables] == [w.shape for w in weights], variables
     for variable, value in zip(variables, weights, strict=True):
         variable.assign(value)
-    saved_dir, _ = trainer_lib.export_policies(network, root_dir)
+    saved_dir, _ = policy_saver.export_policies(network, root_dir)
     return saved_dir

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.testkit import trajectory_records
-from compiler_opt.rl import generate_vocab_lib, saved_policy
+from compiler_opt.rl import generate_vocab_lib, policy_saver, saved_policy
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
 from compiler_opt.rl.inlining import features as features_lib
 from tests.gin_test_base import GinTestCase
@@ -37,7 +37,7 @@ def _export_random_policy(root, samples, scale=3.0, hidden_units=(32, 32), poiso
     last_bias.assign(last_bias.numpy() - np.array([0.0, np.median(logits[:, 1] - logits[:, 0])], np.float32))
     if poison:
         last_bias.assign(np.full(last_bias.shape, np.nan, np.float32))
-    saved_dir, _ = trainer_lib.export_policies(network, os.path.join(root, "model"))
+    saved_dir, _ = policy_saver.export_policies(network, os.path.join(root, "model"))
     return saved_dir
 
 

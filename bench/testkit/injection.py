@@ -225,8 +225,8 @@ def write_nan_policy(directory: str) -> str:
     """A policy in MLGO layout, written by the trainer's exporter, whose logits are NaN; returns its saved_policy."""
     import numpy as np
 
+    from compiler_opt.rl import policy_saver
     from compiler_opt.rl.imitation_learning import policy_network
-    from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
     from compiler_opt.rl.inlining import features as features_lib
 
     names = ("callee_basic_block_count", "cost_estimate")
@@ -235,5 +235,5 @@ def write_nan_policy(directory: str) -> str:
     network = policy_network.InliningPolicyNetwork(normalization, hidden_units=(4,), activation="relu")
     network.create_variables()
     network.trainable_variables[-1].assign(np.full(2, np.nan, np.float32))
-    saved, _ = trainer_lib.export_policies(network, directory)
+    saved, _ = policy_saver.export_policies(network, directory)
     return saved

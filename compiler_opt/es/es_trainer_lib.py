@@ -19,7 +19,7 @@ Outputs under root_dir:
   train/                   TensorBoard: reward/mean, reward/max, reward/min, grad_norm, step_norm, compiles_per_second,
                            failures
   compile_cache/           the -Oz and heuristic reference compiles (unless another cache is given)
-  saved_policy/, collect_policy/   the final policy in MLGO layout (the BC trainer's `export_policies`); loads as
+  saved_policy/, collect_policy/   the final policy in MLGO layout (compiler_opt/rl/policy_saver.py); loads as
                            `saved:root_dir`
   es_summary.json          ESResult with the per-step history
 """
@@ -37,8 +37,8 @@ import numpy as np
 from absl import logging
 
 from compiler_opt.es import blackbox_optimizer, checkpoints, flat_policy, rollouts
-from compiler_opt.rl import atomic_file, evaluate_policy_lib, policies, saved_policy
-from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib
+from compiler_opt.rl import atomic_file, evaluate_policy_lib, policies, policy_saver, saved_policy
+from compiler_opt.rl.imitation_learning import policy_network
 from compiler_opt.rl.inlining import features as features_lib
 from compiler_opt.rl.inlining import task as task_lib
 
@@ -122,8 +122,7 @@ class InitialPolicyError(ValueError):
 
 def warm_start_params(path: str) -> saved_policy.FastPolicyParams:
     """The parameters of an exported policy (`saved_policy` dir or its parent), from its `fast_policy.npz`."""
-    if os.path.isdir(os.path.join(path, weighted_bc_trainer_lib.SAVED_POLICY_DIR)):
-        path = os.path.join(path, weighted_bc_trainer_lib.SAVED_POLICY_DIR)
+    path = policy_saver.policy_dir(path)
     sidecar = os.path.join(path, saved_policy.FAST_POLICY_FILENAME)
     if not os.path.isfile(sidecar):
         raise InitialPolicyError(
@@ -146,10 +145,9 @@ def scratch_params(
     suffix = features_lib.BUCKETS_SUFFIX
     available = [name[: -len(suffix)] for name in os.listdir(vocab_dir) if name.endswith(suffix)]
     names = features_lib.policy_feature_names(available, feature_config)
-    trainer_config = weighted_bc_trainer_lib.TrainerConfig(
-        hidden_units=tuple(config.hidden_units), activation=config.activation, seed=config.seed
+    network = policy_network.network_from_vocab(
+        names, vocab_dir, feature_config, tuple(config.hidden_units), config.activation, seed=config.seed
     )
-    network = weighted_bc_trainer_lib.build_network(names, vocab_dir, feature_config, trainer_config)
     weights = network.dense_weights()
     return saved_policy.FastPolicyParams(
         normalization=network.normalization,
@@ -281,10 +279,8 @@ def es_step(
 
 def export(layout: flat_policy.PolicyLayout, theta: np.ndarray, output_dir: str, step: int = 0) -> tuple[str, str]:
     """Writes the policy with parameters `theta` as output_dir/saved_policy and collect_policy (MLGO layout), through
-    the BC trainer's exporter; returns both directories."""
+    compiler_opt/rl/policy_saver.py; returns both directories."""
     import tensorflow as tf
-
-    from compiler_opt.rl.imitation_learning import policy_network
 
     params = layout.unflatten(theta)
     network = policy_network.InliningPolicyNetwork(layout.normalization, layout.hidden_units, layout.activation)
@@ -295,7 +291,7 @@ def export(layout: flat_policy.PolicyLayout, theta: np.ndarray, output_dir: str,
         raise ValueError(f"network variables {[v.shape for v in variables]} do not fit {layout.kernel_shapes}")
     for variable, value in zip(variables, values, strict=True):
         variable.assign(value)
-    return weighted_bc_trainer_lib.export_policies(network, output_dir, tf.Variable(step, dtype=tf.int64))
+    return policy_saver.export_policies(network, output_dir, tf.Variable(step, dtype=tf.int64))
 
 
 def train(
@@ -401,8 +397,8 @@ def _train_steps(theta, state, history, layout, references, executor, config, ro
 def _finish(root_dir, layout, theta, history, references, left_out) -> ESResult:
     """Exports the policy of the newest step (unless es_summary.json says it already is) and writes the summary."""
     summary_path = os.path.join(root_dir, SUMMARY_FILE)
-    saved_dir = os.path.join(root_dir, weighted_bc_trainer_lib.SAVED_POLICY_DIR)
-    collect_dir = os.path.join(root_dir, weighted_bc_trainer_lib.COLLECT_POLICY_DIR)
+    saved_dir = os.path.join(root_dir, policy_saver.SAVED_POLICY_DIR)
+    collect_dir = os.path.join(root_dir, policy_saver.COLLECT_POLICY_DIR)
     steps = len(history)
     previous = None
     if os.path.isfile(summary_path):

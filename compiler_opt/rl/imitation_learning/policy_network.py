@@ -85,3 +85,20 @@ class InliningPolicyNetwork(network.Network):
     def dense_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(kernel [in, out], bias [out]) of every Dense layer, input to logits, as float32 numpy arrays."""
         return [(layer.kernel.numpy(), layer.bias.numpy()) for layer in self._dense]
+
+
+def network_from_vocab(
+    feature_names: Sequence[str],
+    vocab_dir: str,
+    feature_config: features_lib.FeatureConfig,
+    hidden_units: Sequence[int],
+    activation: str = "relu",
+    seed: int = 0,
+) -> InliningPolicyNetwork:
+    """A freshly initialized network over `feature_names`, normalized by the quantiles in `vocab_dir` (its
+    variables created)."""
+    vocab = features_lib.read_vocab(vocab_dir, feature_names)
+    normalization = features_lib.Normalization.from_vocab(vocab, feature_names, feature_config)
+    network = InliningPolicyNetwork(normalization, hidden_units, activation, seed=seed)
+    network.create_variables()
+    return network

@@ -11,8 +11,8 @@ Inputs:
 Outputs under root_dir:
   checkpoints/              tf.train.CheckpointManager checkpoints (network, optimizer, step); a rerun resumes.
   train/                    TensorBoard summaries: loss, accuracy, weighted_accuracy, auc, examples_per_second.
-  saved_policy/             greedy policy, TF-Agents PolicySaver SavedModel in MLGO layout, with output_spec.json
-                            and fast_policy.npz (compiler_opt/rl/saved_policy.py).
+  saved_policy/             greedy policy in MLGO layout, written by compiler_opt/rl/policy_saver.py (SavedModel,
+                            output_spec.json, model.tflite, fast_policy.npz).
   collect_policy/           the stochastic policy (samples the Categorical), same inputs and files.
   training_summary.json     steps, final metrics, bucket weights, features, seconds.
 """
@@ -22,28 +22,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
-import warnings
 from collections.abc import Sequence
 
 import gin
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from tf_agents.policies import actor_policy, greedy_policy, policy_saver
 
-from compiler_opt.rl import saved_policy
+from compiler_opt.rl import atomic_file, policy_saver, saved_policy
 from compiler_opt.rl.imitation_learning import policy_network, profiles, training_weights, trajectory_dataset
 from compiler_opt.rl.inlining import features as features_lib
-from compiler_opt.rl.inlining import task
-
-SAVED_POLICY_DIR = "saved_policy"
-COLLECT_POLICY_DIR = "collect_policy"
-OUTPUT_SPEC_FILENAME = "output_spec.json"
-# Extra function of the exported SavedModels: {feature: int64 [B]} -> the network's normalized input [B, D].
-NORMALIZE_FUNCTION = "normalize_observation"
 
 
 @gin.configurable(module="weighted_bc")
@@ -178,85 +167,15 @@ class WeightedBCTrainer:
 
 
 def _write_json_atomically(path: str, obj) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _replace_dir(tmp_dir: str, final_dir: str) -> None:
-    """Moves tmp_dir to final_dir, replacing an older final_dir (which stays intact until the new one is ready)."""
-    old = None
-    if os.path.exists(final_dir):
-        old = f"{final_dir}.old-{os.getpid()}"
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def export_policies(
-    network: policy_network.InliningPolicyNetwork, output_dir: str, train_step: tf.Variable | None = None
-) -> tuple[str, str]:
-    """Writes output_dir/saved_policy (greedy) and output_dir/collect_policy (stochastic) in MLGO layout.
-
-    Each holds a PolicySaver SavedModel (signature `action`: step_type int32 [1], reward float32 [1], discount
-    float32 [1], one int64 [1] input per feature; output `inlining_decision` int64 [1]; plus the function
-    `normalize_observation`, for inspection), `output_spec.json` and `fast_policy.npz`. Returns both directories.
-    """
-    os.makedirs(output_dir, exist_ok=True)
-    feature_names = network.normalization.feature_names
-    collect = actor_policy.ActorPolicy(
-        time_step_spec=policy_network.time_step_spec(feature_names),
-        action_spec=policy_network.action_spec(),
-        actor_network=network,
-    )
-    policies = {SAVED_POLICY_DIR: greedy_policy.GreedyPolicy(collect), COLLECT_POLICY_DIR: collect}
-    weights = network.dense_weights()
-    output_spec = [
-        {
-            "logging_name": task.ADVICE_NAME,
-            "tensor_spec": {"name": "StatefulPartitionedCall", "port": 0, "type": "int64_t", "shape": [1]},
-        }
-    ]
-    written = []
-    for dirname, policy in policies.items():
-        final = os.path.join(output_dir, dirname)
-        tmp = tempfile.mkdtemp(prefix=f".{dirname}.tmp-", dir=output_dir)
-        saver = policy_saver.PolicySaver(policy, batch_size=1, use_nest_path_signatures=False, train_step=train_step)
-        saver.register_function(NORMALIZE_FUNCTION, network.normalized, policy_network.observation_spec(feature_names))
-        with warnings.catch_warnings():
-            # PolicySaver also saves `distribution()`, whose tfp output types TF can only reload when
-            # tensorflow_probability is imported (saved_policy.py does so); TF warns about that at save time.
-            warnings.filterwarnings("ignore", message="Encoding a StructuredValue with type tfp", category=UserWarning)
-            saver.save(tmp)
-        _write_json_atomically(os.path.join(tmp, OUTPUT_SPEC_FILENAME), output_spec)
-        saved_policy.FastPolicyParams(
-            normalization=network.normalization,
-            kernels=tuple(k for k, _ in weights),
-            biases=tuple(b for _, b in weights),
-            activation=network.activation,
-            saved_model_sha256=saved_policy.saved_model_digest(tmp),
-        ).save(os.path.join(tmp, saved_policy.FAST_POLICY_FILENAME))
-        _replace_dir(tmp, final)
-        written.append(final)
-    logging.info("Exported %s", written)
-    return written[0], written[1]
+    atomic_file.write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def build_network(
     feature_names: Sequence[str], vocab_dir: str, feature_config: features_lib.FeatureConfig, config: TrainerConfig
 ) -> policy_network.InliningPolicyNetwork:
-    vocab = features_lib.read_vocab(vocab_dir, feature_names)
-    normalization = features_lib.Normalization.from_vocab(vocab, feature_names, feature_config)
-    network = policy_network.InliningPolicyNetwork(
-        normalization, config.hidden_units, config.activation, seed=config.seed
+    return policy_network.network_from_vocab(
+        feature_names, vocab_dir, feature_config, config.hidden_units, config.activation, seed=config.seed
     )
-    network.create_variables()
-    return network
 
 
 def load_bucket_weights(
@@ -323,7 +242,7 @@ def train(
         metrics = trainer.train(dataset, config.num_steps)
     except tf.errors.DataLossError as e:
         raise trajectory_dataset.unreadable_files_error(files, e) from None
-    saved_dir, collect_dir = export_policies(network, root_dir, trainer.step)
+    saved_dir, collect_dir = policy_saver.export_policies(network, root_dir, trainer.step)
     result = TrainingResult(
         root_dir=root_dir,
         saved_policy_dir=saved_dir,
