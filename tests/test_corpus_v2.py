@@ -4,6 +4,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -203,3 +205,26 @@ def test_module_names_start_with_the_codebase_and_keep_a_suffix_only_to_stay_dis
         "src/a.cpp": "x/a.cpp",
         "src/io/b.c": "x/io/b",
     }
+
+
+@pytest.mark.integration
+def test_cli_builds_a_sample_of_one_real_codebase_and_prints_its_counts(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compiler_opt.tools.make_default_corpus",
+            "--corpus=v2",
+            "--codebases=lz4",
+            "--max_modules_per_codebase=2",
+            "--progress=false",
+            f"--output_dir={tmp_path / 'c'}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "default corpus: 2 modules (2 C, 0 C++)" in out
+    assert re.search(r"lz4\s+4\.4\.5\s+4\s+2\s+2\s+0\s+2", out)
+    names = corpus.Corpus.load(str(tmp_path / "c")).names
+    assert len(names) == 2 and all(n.startswith("lz4/") for n in names)
