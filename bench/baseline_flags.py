@@ -6,9 +6,9 @@ Usage:
 
 Compiles each module of the split under the stock -Oz heuristic and under `heuristic:OPTION=VALUE` for every entry
 of SPECS (each option of policies.HEURISTIC_OPTIONS at a value below and/or above its default), and compares.
-Prints JSON: per spec, modules whose decision sequence differs from -Oz's (`decisions_changed`), modules where it is
-smaller than -Oz, its total text size over -Oz's; and per option whether any of its values changed a decision
-(`changes_decisions`).
+Prints JSON: per spec, modules whose decision sequence differs from -Oz's (`decisions_changed`), modules whose size
+differs, modules where it is smaller than -Oz, its total text size over -Oz's; and per option whether any of its
+values changed a decision (`changes_decisions`).
 """
 
 import json

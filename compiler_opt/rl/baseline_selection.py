@@ -253,12 +253,14 @@ def run(
 
 
 def candidate_summary(measurements: Sequence[Measurement], policy: str) -> dict:
-    """Modules where `policy` decided differently from -Oz, and its total size over -Oz's (modules where both ran)."""
+    """Modules where `policy` decided differently from -Oz, where its size differs, where it is smaller, and its total
+    size over -Oz's (modules where both ran)."""
     oz = {m.module: m for m in measurements if m.policy == OZ and m.size is not None}
     mine = [m for m in measurements if m.policy == policy and m.size is not None and m.module in oz]
     oz_total = sum(oz[m.module].size for m in mine)
     return {
         "decisions_changed": sum(m.actions_sha256 != oz[m.module].actions_sha256 for m in mine),
+        "size_changed": sum(m.size != oz[m.module].size for m in mine),
         "smaller_than_oz": sum(m.size < oz[m.module].size for m in mine),
         "ratio_vs_oz": round(sum(m.size for m in mine) / oz_total, 6) if oz_total else None,
     }
