@@ -6,7 +6,8 @@ Usage:
 Without --policy, exports a policy of the trainer's default shape (every clang-22 feature but inlining_default,
 1000 quantiles each, MLP 64x64) with random weights. Times one decision at a time, as collection asks for them:
 `action(features dict)`, `vector_decider(header order)(int64 vector)`, `prob_inline`, and the SavedModel's `action`
-signature (the fallback). Prints JSON (microseconds per decision).
+signature (the fallback). Prints JSON: microseconds per decision, wall time (`*_us`) and CPU time of this process
+(`*_cpu_us`, all its threads; robust to other jobs sharing the cores).
 """
 
 import json
@@ -40,11 +41,13 @@ def export_random_policy(root: str) -> str:
     return saved_dir
 
 
-def per_call_us(fn, inputs) -> float:
-    start = time.perf_counter()
+def per_call_us(fn, inputs) -> tuple[float, float]:
+    """(wall, CPU) microseconds per call of fn over inputs."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     for x in inputs:
         fn(x)
-    return (time.perf_counter() - start) / len(inputs) * 1e6
+    cpu = time.process_time() - cpu_start
+    return round((time.perf_counter() - start) / len(inputs) * 1e6, 1), round(cpu / len(inputs) * 1e6, 1)
 
 
 def main(argv):
@@ -70,11 +73,14 @@ def main(argv):
             "features": len(fast.feature_names),
             "fast_path_load_seconds": round(fast_load, 3),
             "saved_model_load_seconds": round(slow_load, 3),
-            "fast_action_us": round(per_call_us(fast.action, dicts), 1),
-            "fast_vector_decider_us": round(per_call_us(decide, vectors), 1),
-            "fast_prob_inline_us": round(per_call_us(fast.prob_inline, dicts), 1),
-            "saved_model_action_us": round(per_call_us(slow.action, dicts[: _TF_DECISIONS.value]), 1),
         }
+        for key, fn, inputs in (
+            ("fast_action", fast.action, dicts),
+            ("fast_vector_decider", decide, vectors),
+            ("fast_prob_inline", fast.prob_inline, dicts),
+            ("saved_model_action", slow.action, dicts[: _TF_DECISIONS.value]),
+        ):
+            results[key + "_us"], results[key + "_cpu_us"] = per_call_us(fn, inputs)
         results["speedup_action"] = round(results["saved_model_action_us"] / results["fast_action_us"], 1)
     print(json.dumps(results, indent=2))
 

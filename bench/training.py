@@ -13,7 +13,8 @@ Measured, each from a fresh directory under ROOT/bench_training: vocab generatio
 `weighted_bc_trainer_lib.train` called as bc_max_lib calls it (records, vocab, profiles.jsonl for the size-bucket
 weights): network, input pipeline, every optimizer step up to num_steps, export of saved_policy and collect_policy.
 
-Prints JSON: records and the decisions in them, steps and batch size, train_seconds (the whole `train` call),
+Prints JSON: records and the decisions in them, steps and batch size, train_seconds (wall time of the whole `train`
+call) and train_cpu_seconds (CPU time of this process over it, all threads: robust to other jobs sharing the cores),
 decisions_per_second (steps x batch size / train_seconds), vocab_seconds, and `saved_policy` (the trained policy:
 bench/plugin.py --policy takes it).
 """
@@ -89,7 +90,7 @@ def main(argv):
     vocab_seconds = time.monotonic() - start
 
     config = trainer_lib.TrainerConfig()
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     trained = trainer_lib.train(
         [records],
         os.path.join(bench_dir, "vocab"),
@@ -97,6 +98,7 @@ def main(argv):
         profiles_path=os.path.join(traj_dir, collection.PROFILES_FILE),
     )
     train_seconds = time.monotonic() - start
+    train_cpu_seconds = time.process_time() - cpu_start
 
     print(
         json.dumps(
@@ -114,6 +116,7 @@ def main(argv):
                 "batch_size": config.batch_size,
                 "hidden_units": list(config.hidden_units),
                 "train_seconds": round(train_seconds, 2),
+                "train_cpu_seconds": round(train_cpu_seconds, 2),
                 "decisions_per_second": round(trained.steps * config.batch_size / train_seconds),
                 "final_metrics": {k: round(float(np.float64(v)), 4) for k, v in trained.metrics.items()},
                 "saved_policy": trained.saved_policy_dir,
