@@ -75,34 +75,45 @@ _COLLECTION_KILLS = flags.DEFINE_integer("collection_kills", 6, "SIGKILLs of the
 _TRAINING_KILLS = flags.DEFINE_integer("training_kills", 2, "SIGKILLs of the trainer.")
 _LOOP_KILLS = flags.DEFINE_integer("loop_kills", 3, "SIGKILLs of the BC-MAX loop.")
 _FUZZ_STREAMS = flags.DEFINE_integer("fuzz_streams", 3000, "Random streams through the protocol decoder.")
+_SECTIONS = ("compiler", "real_clang", "corpus", "storage", "tools", "policy", "kill_collection", "kill_training")
+_SECTIONS += ("kill_loop",)
+_ONLY = flags.DEFINE_multi_enum("only", None, _SECTIONS, "Run only these sections of system faults (default: all).")
 
 BASELINES = ("heuristic", "heuristic:threshold=500")
 _TIMEOUT_S = 2.0
 
 
 class Tally:
-    """Counts per category."""
+    """System faults per kind ({group, kind, injected, handled, data_lost, unhandled}), in the order injected."""
 
     def __init__(self):
-        self.categories = {}
+        self.kinds: dict[tuple[str, str], dict] = {}
 
-    def record(self, category: str, what: str, handled: bool, lost: int = 0) -> None:
-        c = self.categories.setdefault(category, {"injected": 0, "handled": 0, "data_lost": 0, "unhandled": []})
-        c["injected"] += 1
-        c["handled"] += int(bool(handled))
-        c["data_lost"] += lost
+    def record(self, group: str, kind: str, handled: bool, lost: int = 0, detail: str = "") -> None:
+        row = self.kinds.setdefault(
+            (group, kind),
+            {"group": group, "kind": kind, "injected": 0, "handled": 0, "data_lost": 0, "unhandled": []},
+        )
+        row["injected"] += 1
+        row["handled"] += int(bool(handled))
+        row["data_lost"] += lost
         if not handled:
-            c["unhandled"].append(what)
-        logging.info("%s / %s: %s, %d lost", category, what, "handled" if handled else "NOT HANDLED", lost)
+            row["unhandled"].append(detail or kind)
+        logging.info("%s / %s %s: %s, %d lost", group, kind, detail, "handled" if handled else "NOT HANDLED", lost)
 
-    def attempt(self, category: str, what: str, scenario) -> None:
+    def attempt(self, group: str, kind: str, scenario, detail: str = "") -> None:
         """Runs `scenario() -> (handled, lost)`; an unexpected exception counts as not handled."""
         try:
             handled, lost = scenario()
         except Exception as e:  # noqa: BLE001 - the figure must say what went wrong, not stop the benchmark.
             handled, lost = False, 0
-            what = f"{what}: {type(e).__name__}: {e}"[:500]
-        self.record(category, what, handled, lost)
+            detail = f"{detail} {type(e).__name__}: {e}"[:500]
+        self.record(group, kind, handled, lost, detail)
+
+    def summary(self) -> dict:
+        rows = list(self.kinds.values())
+        totals = {key: sum(r[key] for r in rows) for key in ("injected", "handled", "data_lost")}
+        return {"kinds": len(rows), **totals, "table": rows}
 
 
 @contextlib.contextmanager
@@ -123,11 +134,11 @@ def _environment(path_first: str | None = None, path_only: str | None = None, te
         compile_cache.compiler_version.cache_clear()
 
 
-def _collect(modules, output_dir, timeout_s=600.0, **kwargs):
-    with local.LocalExecutor(1) as executor:
+def _collect(modules, output_dir, timeout_s=600.0, extra_baselines=(), **kwargs):
+    with local.LocalExecutor(1) as executor:  # one worker: in this process, so that its children are visible
         return collection.collect(
             modules,
-            policies.parse_all(BASELINES),
+            [*policies.parse_all(BASELINES), *extra_baselines],
             output_dir,
             executor,
             max_exploration_steps=0,
@@ -174,21 +185,34 @@ def _run(module, args, **crash):
 
 # --- compiler ---------------------------------------------------------------------------------------------------
 
+# mode of bench/testkit/fake_compiler.py -> (group, kind, status, reason in the module's error)
 _COMPILER_FAULTS = {
-    "crash": (env.FAILED, "clang exited with signal SIGSEGV"),
-    "exit_before_header": (env.FAILED, "exit code 70"),
-    "orphan": (env.FAILED, "exit code 70"),
-    "silent": (env.FAILED, "never sent the interactive-mode header"),
-    "stall": (env.TIMEOUT, "timeout"),
-    "flood": (env.TIMEOUT, "timeout"),
-    "garble": (env.FAILED, "protocol error: expected a JSON message line"),
-    "truncate": (env.FAILED, "protocol error: stream ended inside observation"),
-    "bad_dtype": (env.FAILED, "protocol error: feature 'sroa_savings' has unknown type 'bfloat16'"),
+    "crash": ("crash", "clang dies of SIGSEGV mid-dialogue", env.FAILED, "clang exited with signal SIGSEGV"),
+    "exit_before_header": ("crash", "clang exits with an error before the header", env.FAILED, "exit code 70"),
+    "orphan": ("crash", "clang exits leaving a child process behind", env.FAILED, "exit code 70"),
+    "silent": ("crash", "clang exits 0 without the header", env.FAILED, "never sent the interactive-mode header"),
+    "stall": ("hang", "clang stops answering mid-dialogue", env.TIMEOUT, "timeout"),
+    "flood": ("hang", "clang floods observations without reading advice", env.TIMEOUT, "timeout"),
+    "garble": ("compiler stream", "a line that is not JSON", env.FAILED, "protocol error: expected a JSON message"),
+    "truncate": ("compiler stream", "stream cut inside an observation", env.FAILED, "stream ended inside observation"),
+    "bad_dtype": ("compiler stream", "a feature of unknown dtype", env.FAILED, "has unknown type 'bfloat16'"),
 }
 
 
+def _one_module_fails(modules, reference, faulty, out, compile_tmp, status, reasons, policy_names=None):
+    """(handled, lost) of a collection where `faulty` (or only its `policy_names` outcomes) should have failed with
+    `status` and one of `reasons`; every other module as in `reference`; no process or compile directory left."""
+    outcomes = _by_module(out)[faulty.name].results
+    checked = [o for name, o in outcomes.items() if policy_names is None or name in policy_names]
+    failed_right = bool(checked) and all(o.status == status and any(r in o.error for r in reasons) for o in checked)
+    healthy = [m.name for m in modules if m is not faulty] if policy_names is None else [m.name for m in modules]
+    lost = _lost(injection.read_records(out), reference, healthy)
+    clean = os.listdir(compile_tmp) == [] and _no_leftovers(compile_tmp)
+    return failed_right and clean and lost == 0, lost
+
+
 def compiler_faults(tally, modules, reference, work, rng):
-    for i, (mode, (status, reason)) in enumerate(_COMPILER_FAULTS.items()):
+    for i, (mode, (group, kind, status, reason)) in enumerate(_COMPILER_FAULTS.items()):
         faulty = modules[i % len(modules)]
 
         def scenario(mode=mode, status=status, reason=reason, faulty=faulty, i=i):
@@ -198,14 +222,50 @@ def compiler_faults(tally, modules, reference, work, rng):
             injection.write_fake_clang(bin_dir, mode, after=rng.randrange(3), only=faulty.bc_path)
             with _environment(path_first=bin_dir, tempdir=compile_tmp):
                 _collect(modules, out, timeout_s=_TIMEOUT_S)
-            outcomes = _by_module(out)[faulty.name].results.values()
-            failed_right = all(o.status == status and reason in o.error for o in outcomes)
-            healthy = [m.name for m in modules if m is not faulty]
-            lost = _lost(injection.read_records(out), reference, healthy)
-            clean = os.listdir(compile_tmp) == [] and _no_leftovers(compile_tmp)
-            return failed_right and clean and lost == 0, lost
+            return _one_module_fails(modules, reference, faulty, out, compile_tmp, status, [reason])
 
-        tally.attempt("compiler", mode, scenario)
+        tally.attempt(group, kind, scenario, f"fake clang-22 mode {mode} on {faulty.name}")
+
+
+def real_clang_faults(tally, modules, reference, work, rng):
+    """The real clang-22 killed, stopped or limited by the kernel in the middle of its compiles."""
+    signals = {
+        signal.SIGKILL: ("crash", "real clang-22 SIGKILLed mid-compile", env.FAILED, "signal SIGKILL"),
+        signal.SIGSTOP: ("hang", "real clang-22 stopped (SIGSTOP) mid-compile", env.TIMEOUT, "timeout"),
+    }
+    for signum, (group, kind, status, reason) in signals.items():
+        at_step = rng.randrange(3)
+
+        def scenario(signum=signum, status=status, reason=reason, at_step=at_step):
+            # A fourth baseline whose compiles get the signal at decision `at_step`; the three others are intact.
+            directory = os.path.join(work, f"real_clang_{signum}")
+            compile_tmp, out = os.path.join(directory, "tmp"), os.path.join(directory, "out")
+            os.makedirs(compile_tmp)
+            faulty_policy = injection.SignalClangPolicy(signum, at_step)
+            with _environment(tempdir=compile_tmp):
+                _collect(modules, out, timeout_s=_TIMEOUT_S, extra_baselines=(faulty_policy,))
+            handled, lost = True, 0
+            for module in modules:
+                ok, module_lost = _one_module_fails(
+                    modules, reference, module, out, compile_tmp, status, [reason], {faulty_policy.name}
+                )
+                handled, lost = handled and ok, max(lost, module_lost)
+            return handled, lost
+
+        tally.attempt(group, kind, scenario, f"at decision {at_step} of every compile")
+
+    faulty = modules[rng.randrange(len(modules))]
+
+    def file_size_limit():
+        directory = os.path.join(work, "real_clang_fsize")
+        bin_dir, compile_tmp, out = (os.path.join(directory, d) for d in ("bin", "tmp", "out"))
+        os.makedirs(compile_tmp)
+        injection.write_limited_clang(bin_dir, "-f 1", only=faulty.bc_path)
+        with _environment(path_first=bin_dir, tempdir=compile_tmp):
+            _collect(modules, out, timeout_s=_TIMEOUT_S)
+        return _one_module_fails(modules, reference, faulty, out, compile_tmp, env.FAILED, ["signal SIGXFSZ"])
+
+    tally.attempt("crash", "real clang-22 killed by the kernel at its file-size limit (SIGXFSZ)", file_size_limit)
 
 
 # --- input ------------------------------------------------------------------------------------------------------
@@ -239,7 +299,8 @@ def input_faults(tally, modules, reference, work):
         return summary["failed_modules"] == [damaged.name] and "error:" in error and lost == 0, lost
 
     for kind in ("truncated", "random_bytes"):
-        tally.attempt("input", f"bitcode {kind}", lambda kind=kind: damaged_bitcode(kind))
+        kinds = {"truncated": "bitcode file truncated", "random_bytes": "bitcode file overwritten with random bytes"}
+        tally.attempt("corpus", kinds[kind], lambda kind=kind: damaged_bitcode(kind))
 
     def first_files(root):
         return corpus.module_files(root, modules[0].name)
@@ -250,16 +311,19 @@ def input_faults(tally, modules, reference, work):
         return path
 
     bad_corpora = {
-        "cmd without -cc1": lambda root: write(first_files(root)[1], b"-Oz\0-c\0"),
-        "missing .cmd": lambda root: (os.unlink(first_files(root)[1]), first_files(root)[1])[1],
-        "missing .bc": lambda root: (os.unlink(first_files(root)[0]), first_files(root)[0])[1],
-        "empty corpus": lambda root: _damage_description(root, lambda d: d.update(modules=[])),
-        "duplicate names": lambda root: _damage_description(root, lambda d: d.update(modules=d["modules"] * 2)),
-        "name leaving the corpus": lambda root: _damage_description(root, lambda d: d.update(modules=["../x"])),
-        "thinlto true": lambda root: _damage_description(root, lambda d: d.update(has_thinlto=True)),
-        "thinlto unknown": lambda root: _damage_description(root, lambda d: d.update(has_thinlto="unknown")),
-        "thinlto null": lambda root: _damage_description(root, lambda d: d.update(has_thinlto=None)),
+        ".cmd without -cc1": lambda root: write(first_files(root)[1], b"-Oz\0-c\0"),
+        ".cmd file missing": lambda root: (os.unlink(first_files(root)[1]), first_files(root)[1])[1],
+        ".bc file missing": lambda root: (os.unlink(first_files(root)[0]), first_files(root)[0])[1],
+        "description lists no module": lambda root: _damage_description(root, lambda d: d.update(modules=[])),
+        "description lists a module twice": lambda root: _damage_description(
+            root, lambda d: d.update(modules=d["modules"] * 2)
+        ),
+        "module name leaving the corpus": lambda root: _damage_description(root, lambda d: d.update(modules=["../x"])),
+        "has_thinlto true": lambda root: _damage_description(root, lambda d: d.update(has_thinlto=True)),
+        "has_thinlto not a boolean": lambda root: _damage_description(root, lambda d: d.update(has_thinlto="unknown")),
+        "has_thinlto null": lambda root: _damage_description(root, lambda d: d.update(has_thinlto=None)),
         "description not JSON": lambda root: write(os.path.join(root, corpus.DESCRIPTION_FILE), b"{not json"),
+        "description truncated": lambda root: injection.truncate_file(os.path.join(root, corpus.DESCRIPTION_FILE)),
     }
     for i, (what, damage) in enumerate(bad_corpora.items()):
 
@@ -272,7 +336,7 @@ def input_faults(tally, modules, reference, work):
                 return named in str(e), 0
             return False, 0
 
-        tally.attempt("input", what, scenario)
+        tally.attempt("corpus", what, scenario)
 
 
 # --- protocol ---------------------------------------------------------------------------------------------------
@@ -323,45 +387,53 @@ def _stream(rng, kind):
     return bytes(stream[: rng.randrange(len(stream) + 1)]) + rng.randbytes(rng.randrange(16))
 
 
-def protocol_faults(tally, rng, count):
+def _decode(data: bytes, chunk: int) -> tuple[str, str]:
+    """("decoded" | "protocol_error" | "other_exception", detail) of feeding `data` to a decoder, `chunk` bytes at a
+    time."""
+    try:
+        decoder = protocol.StreamDecoder()
+        for j in range(0, len(data), chunk):
+            decoder.feed(data[j : j + chunk])
+            while decoder.next_message() is not None:
+                pass
+        decoder.finish()
+        return "decoded", ""
+    except protocol.ProtocolError:
+        return "protocol_error", ""
+    except Exception as e:  # noqa: BLE001 - any other exception is a decoder bug, counted.
+        return "other_exception", f"{e!r} on {data[:120]!r}"
+
+
+def decoder_fuzz(rng, count) -> dict:
+    """Random streams through protocol.StreamDecoder (no compiler): handled = decoded, or ProtocolError, within 1 s."""
     kinds = ("random bytes", "json", "mutated", "truncated")
+    by_kind = {k: {"streams": 0, "handled": 0, "decoded": 0, "protocol_errors": 0, "unhandled": []} for k in kinds}
     slowest = 0.0
-    for i in range(count):
-        kind = kinds[i % len(kinds)]
-        data = _stream(rng, kind)
-        chunk = rng.randint(1, 97)
+    streams = [(kinds[i % len(kinds)], None) for i in range(count)]
+    streams += [("oversized", b"[" * 100_000 + b"\n"), ("oversized", b"x" * (protocol.StreamDecoder.MAX_LINE + 2))]
+    by_kind["oversized"] = {"streams": 0, "handled": 0, "decoded": 0, "protocol_errors": 0, "unhandled": []}
+    for kind, data in streams:
+        data = _stream(rng, kind) if data is None else data
         start = time.monotonic()
-        try:
-            decoder = protocol.StreamDecoder()
-            for j in range(0, len(data), chunk):
-                decoder.feed(data[j : j + chunk])
-                while decoder.next_message() is not None:
-                    pass
-            decoder.finish()
-            handled = True
-        except protocol.ProtocolError:
-            handled = True
-        except Exception as e:  # noqa: BLE001 - any other exception is a decoder bug, counted.
-            handled = False
-            kind = f"{kind}: {e!r} on {data[:120]!r}"
+        outcome, detail = _decode(data, rng.randint(1, 97) if kind != "oversized" else len(data))
         seconds = time.monotonic() - start
         slowest = max(slowest, seconds)
-        tally.record("protocol", kind, handled and seconds < 1.0)
-    for what, data in (
-        ("deeply nested header", b"[" * 100_000 + b"\n"),
-        ("line without newline", b"x" * (protocol.StreamDecoder.MAX_LINE + 2)),
-    ):
-        try:
-            decoder = protocol.StreamDecoder()
-            decoder.feed(data)
-            decoder.next_message()
-            decoder.finish()
-            tally.record("protocol", what, False)
-        except protocol.ProtocolError:
-            tally.record("protocol", what, True)
-        except Exception as e:  # noqa: BLE001
-            tally.record("protocol", f"{what}: {e!r}", False)
-    return slowest
+        row = by_kind[kind]
+        row["streams"] += 1
+        row["decoded"] += outcome == "decoded"
+        row["protocol_errors"] += outcome == "protocol_error"
+        # An oversized stream must be refused, not decoded.
+        handled = outcome == "protocol_error" or (outcome == "decoded" and kind != "oversized")
+        if handled and seconds < 1.0:
+            row["handled"] += 1
+        else:
+            row["unhandled"].append(detail or f"{outcome} in {seconds:.3f} s")
+    return {
+        "streams": sum(r["streams"] for r in by_kind.values()),
+        "handled": sum(r["handled"] for r in by_kind.values()),
+        "slowest_decode_seconds": round(slowest, 4),
+        "by_kind": by_kind,
+    }
 
 
 # --- interruption -----------------------------------------------------------------------------------------------
@@ -409,7 +481,7 @@ def interruption_collection(tally, modules, work, rng, kills):
             clean = not glob.glob(os.path.join(out, "**", ".tmp-*"), recursive=True)
             return finished.returncode == 0 and clean and sorted(listed) == sorted(reference) and lost == 0, lost
 
-        tally.attempt("interruption", f"collection killed at commit event {event}/{events}", scenario)
+        tally.attempt("kill", "collection binary SIGKILLed at a commit point", scenario, f"event {event}/{events}")
 
 
 def interruption_training(tally, work, rng, kills):
@@ -440,7 +512,7 @@ def interruption_training(tally, work, rng, kills):
             lost = int(step < 100 * checkpoint)
             return finished.returncode == 0 and steps == 500 and lost == 0, lost
 
-        tally.attempt("interruption", f"training killed after checkpoint {checkpoint}", scenario)
+        tally.attempt("kill", "trainer SIGKILLed after a checkpoint", scenario, f"checkpoint {checkpoint}")
 
 
 def interruption_loop(tally, modules, work, rng, kills):
@@ -478,7 +550,7 @@ def interruption_loop(tally, modules, work, rng, kills):
             done = os.path.isfile(os.path.join(it_dir, "iteration.json"))
             return finished.returncode == 0 and done and sorted(evaluated) == sorted(validation) and lost == 0, lost
 
-        tally.attempt("interruption", f"BC-MAX loop killed at {point}", scenario)
+        tally.attempt("kill", "BC-MAX loop SIGKILLed in one of its phases", scenario, f"at {point}")
 
 
 def _reference_dir(modules, out):
@@ -508,7 +580,7 @@ def storage_faults(tally, modules, reference, work):
             lost += _lost(injection.read_records(out), reference, [m.name for m in modules])
             return raised and lost == 0, lost
 
-    tally.attempt("storage", f"full output disk ({'tmpfs' if injection.can_mount_tmpfs() else 'ENOSPC'})", full_disk)
+    tally.attempt("disk", "output disk full", full_disk, "tmpfs" if injection.can_mount_tmpfs() else "ENOSPC stand-in")
 
     def full_cache_disk():
         cache_dir = os.path.join(work, "full_cache")
@@ -526,7 +598,56 @@ def storage_faults(tally, modules, reference, work):
             atomic_file.write_bytes = write_bytes
         return summary["failed_modules"] == [], len(summary["failed_modules"])
 
-    tally.attempt("storage", "full compile-cache disk", full_cache_disk)
+    tally.attempt("disk", "compile-cache disk full", full_cache_disk)
+
+    def full_compile_temporaries_disk():
+        # Compiles write their FIFOs and object into a full tmpfs: the real clang-22 fails to write the object.
+        out = os.path.join(work, "full_tmp_out")
+        with injection.FillableDisk(os.path.join(work, "tmp_disk"), size="1m") as disk:
+            disk.fill()
+            with _environment(tempdir=disk.path):
+                summary = _collect(modules, out)
+            errors = [o.error for p in _by_module(out).values() for o in p.results.values()]
+            every_module_failed = sorted(summary["failed_modules"]) == sorted(m.name for m in modules)
+            said = all("No space left on device" in e for e in errors) and errors
+            disk.free()
+            leftovers = os.listdir(disk.path)
+        with local.LocalExecutor(1) as executor:
+            collection.collect(
+                modules,
+                policies.parse_all(BASELINES),
+                out,
+                executor,
+                max_exploration_steps=0,
+                retry_failed=True,
+                progress=False,
+            )
+        lost = _lost(injection.read_records(out), reference, [m.name for m in modules])
+        return every_module_failed and bool(said) and leftovers == [] and lost == 0, lost
+
+    if injection.can_mount_tmpfs():
+        tally.attempt("disk", "compile-temporaries disk full", full_compile_temporaries_disk)
+
+    def read_only_output():
+        with injection.FillableDisk(os.path.join(work, "ro_disk")) as disk:
+            out = os.path.join(disk.path, "out")
+            _collect(modules[:2], out)
+            committed = _files(out)
+            disk.set_read_only(True)
+            try:
+                _collect(modules, out)
+                raised = False
+            except OSError as e:  # gin re-raises with its own message: the errno is in the text
+                raised = "Read-only file system" in str(e)
+            disk.set_read_only(False)
+            lost = sum(committed.get(k) != v for k, v in _files(out).items() if k in committed)
+            lost += len(set(committed) - set(_files(out)))
+            _collect(modules, out)
+            lost += _lost(injection.read_records(out), reference, [m.name for m in modules])
+            return raised and lost == 0, lost
+
+    if injection.can_mount_tmpfs():
+        tally.attempt("disk", "output file system read-only", read_only_output)
 
     for damage in (b"", b"PK\x03\x04 half of an npz", b"\x93NUMPY garbage"):
 
@@ -541,7 +662,7 @@ def storage_faults(tally, modules, reference, work):
             lost = _lost(injection.read_records(out), reference, [m.name for m in modules[:2]])
             return summary["failed_modules"] == [] and lost == 0, lost
 
-        tally.attempt("storage", f"damaged cache entries ({damage[:6]!r})", damaged_cache)
+        tally.attempt("storage", "compile-cache entries damaged", damaged_cache, repr(damage[:6]))
 
     def half_written():
         out = os.path.join(work, "half_written")
@@ -551,7 +672,7 @@ def storage_faults(tally, modules, reference, work):
         lost = _lost(injection.read_records(out), reference, [m.name for m in modules])
         return not any(map(os.path.exists, leftovers)) and lost == 0, lost
 
-    tally.attempt("storage", "half-written temporaries", half_written)
+    tally.attempt("storage", "half-written temporaries of a killed commit", half_written)
 
     def damaged_profile():
         out = os.path.join(work, "damaged_profile")
@@ -567,7 +688,7 @@ def storage_faults(tally, modules, reference, work):
             lost = int(_files(out) != committed)
             return path in str(e) and "delete it" in str(e) and lost == 0, lost
 
-    tally.attempt("storage", "damaged profile", damaged_profile)
+    tally.attempt("storage", "per-module profile truncated", damaged_profile)
 
     def damaged_shard(step):
         from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib as trainer_lib
@@ -597,7 +718,7 @@ def storage_faults(tally, modules, reference, work):
             return files[1] in str(e) and lost == 0, lost
 
     for step in ("vocab", "training"):
-        tally.attempt("storage", f"damaged trajectory shard ({step})", lambda step=step: damaged_shard(step))
+        tally.attempt("storage", f"trajectory shard damaged (read by {step})", lambda step=step: damaged_shard(step))
 
 
 # --- tools ------------------------------------------------------------------------------------------------------
@@ -631,7 +752,7 @@ def tool_faults(tally, modules, work):
                         said = f"'{missing}' was not found" in str(e) and "apt-get install clang-22" in str(e)
                         return said and not committed, len(committed)
 
-            tally.attempt("tools", f"{missing} missing ({run})", scenario)
+            tally.attempt("tools", f"{missing} missing", scenario, run)
 
     def no_saved_model_cli():
         name = "tensorflow.python.tools.saved_model_cli"
@@ -662,16 +783,31 @@ def tool_faults(tally, modules, work):
                 committed = glob.glob(os.path.join(out, collection.PROFILES_DIR, "*.json"))
                 return "Use clang-22" in str(e) and not committed, len(committed)
 
-    tally.attempt("tools", "clang without inlining_default", no_inlining_default)
+    tally.attempt("tools", "a clang that does not send inlining_default", no_inlining_default)
 
 
 # --- policies ---------------------------------------------------------------------------------------------------
 
 
+def _damaged_copy(policy_dir: str, target: str, relative: str) -> str:
+    """A copy of the saved policy `policy_dir` with its file `relative` cut to half; returns the copy."""
+    shutil.copytree(policy_dir, target)
+    injection.truncate_file(os.path.join(target, relative))
+    return target
+
+
 def policy_faults(tally, modules, work):
+    good = injection.write_policy_needing(os.path.join(work, "good_policy"), "callee_users")
     bad = {
         "wrong signature": injection.write_wrong_signature_policy(os.path.join(work, "wrong_signature")),
         "NaN outputs": injection.write_nan_policy(os.path.join(work, "nan_policy")),
+        "saved_model.pb truncated": _damaged_copy(good, os.path.join(work, "cut_pb"), "saved_model.pb"),
+        "variables truncated": _damaged_copy(
+            good, os.path.join(work, "cut_variables"), os.path.join("variables", "variables.data-00000-of-00001")
+        ),
+        "numpy sidecar truncated": _damaged_copy(
+            good, os.path.join(work, "cut_sidecar"), saved_policy.FAST_POLICY_FILENAME
+        ),
     }
     data_path = injection.copy_corpus(os.path.join(work, "policy_corpus"), modules[:2])
     for what, path in bad.items():
@@ -689,25 +825,23 @@ def policy_faults(tally, modules, work):
             refused = proc.returncode != 0 and "PolicyLoadError" in proc.stderr and path in proc.stderr
             return refused and not os.path.exists(log), 0
 
-        tally.attempt("policies", f"{what} (evaluate_policy binary)", scenario)
+        tally.attempt("policy", f"saved policy: {what}", scenario, "refused by the evaluate_policy binary")
 
     def feature_mismatch():
-        policy_dir = os.path.join(work, "stub_policy")
-        os.makedirs(policy_dir)
-        open(os.path.join(policy_dir, "saved_model.pb"), "wb").close()
-        policy = policies.SavedModelPolicy(policy_dir)
-        policy._model = saved_policy.SavedPolicy(policy_dir, ("callee_users", "magic_feature"), None, None)
-        header = protocol.Header(
-            features=(protocol.TensorSpec("callee_users", "<i8", (1,)),),
-            advice=protocol.TensorSpec("inlining_decision", "<i8", (1,)),
-        )
+        # A real exported policy reading `magic_feature`, as a baseline of a collection with the real clang-22.
+        path = injection.write_policy_needing(os.path.join(work, "magic_policy"), "magic_feature")
+        out = os.path.join(work, "magic_out")
         try:
-            policy.new_episode(header)
+            with local.LocalExecutor(1) as executor:
+                collection.collect(
+                    modules, policies.parse_all(["heuristic", f"saved:{path}"]), out, executor, progress=False
+                )
             return False, 0
         except env.FeatureMismatchError as e:
-            return "magic_feature" in str(e), 0
+            committed = glob.glob(os.path.join(out, collection.PROFILES_DIR, "*.json"))
+            return "['magic_feature']" in str(e) and path in str(e) and not committed, 0
 
-    tally.attempt("policies", "reads a feature the compiler does not send", feature_mismatch)
+    tally.attempt("policy", "saved policy reads a feature clang-22 does not send", feature_mismatch)
 
 
 def main(argv):
@@ -720,27 +854,31 @@ def main(argv):
     by_name = {m.name: m for m in corpus.Corpus.load(make_default_corpus_lib.default_corpus_dir())}
     modules = [by_name[name] for name in injection.SMALL_MODULES[:4]]
     tally = Tally()
+    fuzz = decoder_fuzz(rng, _FUZZ_STREAMS.value)
     with tempfile.TemporaryDirectory(prefix="bcmax-faults-") as work:
         reference = injection.read_records(_reference_dir(modules, os.path.join(work, "reference")))
-        compiler_faults(tally, modules, reference, work, rng)
-        input_faults(tally, modules, reference, work)
-        slowest = protocol_faults(tally, rng, _FUZZ_STREAMS.value)
-        storage_faults(tally, modules, reference, work)
-        tool_faults(tally, modules, work)
-        policy_faults(tally, modules, work)
-        interruption_collection(tally, modules, work, rng, _COLLECTION_KILLS.value)
-        interruption_training(tally, work, rng, _TRAINING_KILLS.value)
         five = [by_name[name] for name in injection.SMALL_MODULES]
-        interruption_loop(tally, five, work, rng, _LOOP_KILLS.value)
-    total = {key: sum(c[key] for c in tally.categories.values()) for key in ("injected", "handled", "data_lost")}
+        sections = {
+            "compiler": lambda: compiler_faults(tally, modules, reference, work, rng),
+            "real_clang": lambda: real_clang_faults(tally, modules, reference, work, rng),
+            "corpus": lambda: input_faults(tally, modules, reference, work),
+            "storage": lambda: storage_faults(tally, modules, reference, work),
+            "tools": lambda: tool_faults(tally, modules, work),
+            "policy": lambda: policy_faults(tally, modules, work),
+            "kill_collection": lambda: interruption_collection(tally, modules, work, rng, _COLLECTION_KILLS.value),
+            "kill_training": lambda: interruption_training(tally, work, rng, _TRAINING_KILLS.value),
+            "kill_loop": lambda: interruption_loop(tally, five, work, rng, _LOOP_KILLS.value),
+        }
+        for name, run in sections.items():
+            if not _ONLY.value or name in _ONLY.value:
+                run()
     print(
         json.dumps(
             {
                 "benchmark": "faults",
                 "seed": _SEED.value,
-                "categories": tally.categories,
-                "total": total,
-                "slowest_decode_seconds": round(slowest, 4),
+                "system_faults": tally.summary(),
+                "decoder_fuzz": fuzz,
                 "seconds": round(time.monotonic() - start, 1),
             },
             indent=2,

@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from compiler_opt.rl import env, policies, protocol
+from bench.testkit import injection
+from compiler_opt.rl import env, policies
 from compiler_opt.rl.inlining import task as task_lib
 
 _TESTDATA = os.path.join(os.path.dirname(__file__), "testdata")
@@ -168,18 +169,13 @@ def test_a_policy_exception_fails_the_compile_with_its_message():
 
 
 @pytest.mark.integration
-def test_a_policy_needing_an_unsent_feature_stops_with_its_name():
-    @dataclasses.dataclass(frozen=True)
-    class NeedsFeature:
-        name: str = "needs"
-        extra_args: tuple = ()
-
-        def new_episode(self, header: protocol.Header):
-            raise env.FeatureMismatchError("needs 'magic_feature'")
-
-    with pytest.raises(env.FeatureMismatchError, match="magic_feature"):
-        env.compile_module(C_MODULE, NeedsFeature())
+def test_a_policy_needing_an_unsent_feature_stops_with_its_name(tmp_path):
+    # A real exported policy that reads `magic_feature`, which clang-22 does not send: the compile stops at the header.
+    path = injection.write_policy_needing(str(tmp_path / "policy"), "magic_feature")
+    with pytest.raises(env.FeatureMismatchError, match=r"does not send: \['magic_feature'\]"):
+        env.compile_module(C_MODULE, policies.parse(f"saved:{path}"), tmp_root=str(tmp_path))
     assert _children_of_this_process() == []
+    assert [p for p in os.listdir(tmp_path) if p != "policy"] == []
 
 
 def test_a_missing_compiler_names_what_to_install():

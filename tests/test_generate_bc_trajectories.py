@@ -59,14 +59,18 @@ def _feature_names(out):
     return [k for k in example.feature_lists.feature_list if k not in ("action", "reward", "label")]
 
 
-def test_each_selected_trajectory_is_the_smallest_of_all_compiles(collected):
+def test_each_selected_trajectory_is_the_smallest_of_all_compiles(collected, small_modules):
     out, summary = collected
     for profile in profiles.read_jsonl(os.path.join(out, "profiles.jsonl")):
         sizes = [o.size for o in profile.results.values() if o.ok]
         assert set(BASELINES) <= set(profile.results)
         assert profile.best_size == min(sizes)
         assert profile.results[profile.best].size == profile.best_size
-    assert summary["oracle_total"] <= summary["oz_total"]
+    # The -Oz total is the stock compiler's (plain `clang-22 -Oz`, no host), and on these modules some baseline or
+    # exploration beats it somewhere: the oracle is strictly smaller.
+    stock = {m.name: env.compile_plain(m).text_size for m in small_modules}
+    assert summary["oz_total"] == sum(stock.values())
+    assert summary["oracle_total"] < summary["oz_total"]
 
 
 def test_the_oracle_divides_by_stock_clang_even_when_the_oz_heuristic_is_no_baseline(small_modules, tmp_path):

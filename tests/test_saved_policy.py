@@ -2,6 +2,7 @@
 the SavedModel's decisions and probabilities, and bad policies fail at load time with clear errors."""
 
 import dataclasses
+import math
 import os
 import shutil
 import tempfile
@@ -18,8 +19,8 @@ from tests.gin_test_base import GinTestCase
 _POLICY_FEATURES = tuple(sorted(set(trajectory_records.CLANG22_FEATURES) - {"inlining_default"}))
 
 
-def _export_random_policy(root, samples, scale=3.0, hidden_units=(32, 32), poison=False):
-    """Exports a policy with random weights (scaled for decisive logits) and a vocab from `samples`."""
+def _build_network(root, samples, hidden_units):
+    """A network over `samples`' features (but inlining_default) with random weights and a vocab from `samples`."""
     vocab_dir = os.path.join(root, "vocab")
     os.makedirs(vocab_dir, exist_ok=True)
     names = tuple(sorted(set(samples) - {"inlining_default"}))
@@ -28,7 +29,13 @@ def _export_random_policy(root, samples, scale=3.0, hidden_units=(32, 32), poiso
             features_lib.buckets_path(vocab_dir, name), generate_vocab_lib.quantiles(samples[name], 1000)
         )
     config = trainer_lib.TrainerConfig(hidden_units=hidden_units, seed=1)
-    network = trainer_lib.build_network(names, vocab_dir, features_lib.FeatureConfig(), config)
+    return trainer_lib.build_network(names, vocab_dir, features_lib.FeatureConfig(), config)
+
+
+def _export_random_policy(root, samples, scale=3.0, hidden_units=(32, 32), poison=False):
+    """Exports a policy with random weights (scaled for decisive logits) and a vocab from `samples`."""
+    names = tuple(sorted(set(samples) - {"inlining_default"}))
+    network = _build_network(root, samples, hidden_units)
     for variable in network.trainable_variables:
         variable.assign(variable * scale + (0.1 if "bias" in variable.name else 0.0))
     # Center the logits on the samples so that about half of the decisions inline.
@@ -37,6 +44,16 @@ def _export_random_policy(root, samples, scale=3.0, hidden_units=(32, 32), poiso
     last_bias.assign(last_bias.numpy() - np.array([0.0, np.median(logits[:, 1] - logits[:, 0])], np.float32))
     if poison:
         last_bias.assign(np.full(last_bias.shape, np.nan, np.float32))
+    saved_dir, _ = policy_saver.export_policies(network, os.path.join(root, "model"))
+    return saved_dir
+
+
+def _export_constant_policy(root, samples, logit_difference):
+    """Exports a policy over `samples`' features whose weights are all 0 but the output bias (0, logit_difference)."""
+    network = _build_network(root, samples, hidden_units=(4,))
+    for variable in network.trainable_variables:
+        variable.assign(np.zeros(variable.shape, np.float32))
+    network.trainable_variables[-1].assign(np.array([0.0, logit_difference], np.float32))
     saved_dir, _ = policy_saver.export_policies(network, os.path.join(root, "model"))
     return saved_dir
 
@@ -96,14 +113,18 @@ class SavedPolicyTest(GinTestCase):
         flipped = dict(features, inlining_default=1 - features["inlining_default"])
         np.testing.assert_array_equal(self.fast.action_batch(features), self.fast.action_batch(flipped))
 
-    def test_one_decision_matches_the_batch(self):
+    def test_one_decision_at_a_time_decides_as_the_saved_model(self):
         features = trajectory_records.clang_like_features(np.random.default_rng(3), 20)
-        batch = self.fast.action_batch(features)
-        probs = self.fast.prob_inline_batch(features)
-        for t in range(20):
-            step = {n: v[t : t + 1] for n, v in features.items()}
-            self.assertEqual(self.fast.action(step), batch[t])
-            self.assertAlmostEqual(self.fast.prob_inline(step), probs[t], delta=1e-12)
+        steps = [{n: v[t : t + 1] for n, v in features.items()} for t in range(20)]
+        comparison = saved_policy.compare_decisions(
+            [self.fast.action(step) for step in steps],
+            [self.slow.action(step) for step in steps],
+            self.fast.margin_batch(features),
+        )
+        self.assertTrue(comparison.agree, comparison)
+        np.testing.assert_allclose(
+            [self.fast.prob_inline(step) for step in steps], [self.slow.prob_inline(step) for step in steps], atol=1e-5
+        )
 
     def test_trajectory_shaped_features_are_accepted(self):
         features = trajectory_records.clang_like_features(np.random.default_rng(4), 30)
@@ -115,12 +136,15 @@ class SavedPolicyTest(GinTestCase):
         self.assertEqual(self.fast.action_batch(empty).shape, (0,))
         self.assertEqual(self.fast.prob_inline_batch(empty).shape, (0,))
 
-    def test_vector_decider_matches_action(self):
+    def test_the_interactive_mode_decider_decides_as_the_saved_model(self):
         features = trajectory_records.clang_like_features(np.random.default_rng(5), 50)
         order = trajectory_records.CLANG22_FEATURES
         decide = self.fast.vector_decider(order)
         rows = _rows(features, order)
-        self.assertEqual([decide(row) for row in rows], self.fast.action_batch(features).tolist())
+        comparison = saved_policy.compare_decisions(
+            [decide(row) for row in rows], self.slow.action_batch(features), self.fast.margin_batch(features)
+        )
+        self.assertTrue(comparison.agree, comparison)
 
     def test_near_ties_are_the_only_allowed_disagreement(self):
         margins = np.array([5.0, -3.0, 1e-5, -2e-5, 0.5])
@@ -132,10 +156,18 @@ class SavedPolicyTest(GinTestCase):
         with self.assertRaisesRegex(ValueError, "differ in length"):
             saved_policy.compare_decisions([1, 0], [1], [0.0, 0.0])
 
-    def test_probabilities_are_the_greedy_decisions_confidence(self):
-        features = trajectory_records.clang_like_features(np.random.default_rng(6), 200)
-        probs = self.fast.prob_inline_batch(features)
-        np.testing.assert_array_equal(self.fast.action_batch(features), (probs > 0.5).astype(np.int64))
+    def test_a_policy_with_known_logits_gives_their_probability_and_decision_on_both_paths(self):
+        # Every weight 0 and output biases (0, b): logit difference b everywhere, p(inline) = 1 / (1 + exp(-b)).
+        # b = ln 3: p = 1 / (1 + 1/3) = 0.75, inline; b = -ln 3: p = 0.25, do not inline.
+        features = trajectory_records.clang_like_features(np.random.default_rng(6), 40)
+        for b, prob, action in ((math.log(3.0), 0.75, 1), (-math.log(3.0), 0.25, 0)):
+            with tempfile.TemporaryDirectory() as root:
+                path = _export_constant_policy(root, self.samples, b)
+                for allow_fast_path in (True, False):
+                    policy = saved_policy.SavedPolicy.load(path, allow_fast_path=allow_fast_path)
+                    self.assertEqual(policy.uses_fast_path, allow_fast_path)
+                    np.testing.assert_allclose(policy.prob_inline_batch(features), prob, atol=1e-6)
+                    np.testing.assert_array_equal(policy.action_batch(features), action)
 
     def test_without_sidecar_the_saved_model_itself_is_used(self):
         path = self._copy("no_sidecar")

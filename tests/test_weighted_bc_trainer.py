@@ -238,7 +238,11 @@ class TrainingRunTest(GinTestCase):
         for name in ("saved_model.pb", "output_spec.json", "fast_policy.npz"):
             self.assertTrue(os.path.isfile(os.path.join(root, "saved_policy", name)), name)
             self.assertTrue(os.path.isfile(os.path.join(root, "collect_policy", name)), name)
-        self.assertTrue(os.path.isfile(files[0]))
+        with open(os.path.join(root, "training_summary.json")) as f:
+            summary = json.load(f)
+        self.assertEqual((summary["steps"], summary["trajectory_files"]), (5, len(files)))
+        loaded = saved_policy.SavedPolicy.load(os.path.join(root, "saved_policy"))
+        self.assertEqual(loaded.feature_names, _POLICY_FEATURES)
 
 
 class InputPipelineTest(GinTestCase):
@@ -360,12 +364,11 @@ class TrainingWeightsTest(GinTestCase):
             _profile("c", {"heuristic": 900, self.learned: 910}, 1),
         ]
         weights = training_weights.compute_bucket_weights(module_profiles, training_weights.WeightingConfig(), 3)
-        # Bucket 1's regret is 50 bytes, the largest (normalized to 1); buckets 0 and 2 have none.
-        p = np.exp([0.0, -1.0, 0.0])
-        p /= p.sum()
-        mixture = (np.full(3, 1 / 3) + p) / 2
-        np.testing.assert_allclose(weights.probabilities, mixture)
-        np.testing.assert_allclose(weights.weights, mixture.min() / mixture)
+        # Bucket 1's regret is 50 bytes, the largest (normalized to 1); buckets 0 and 2 have none. By hand:
+        # theta = (0, -1, 0); p = (1, 1/e, 1) / (2 + 1/e) = (0.422319, 0.155362, 0.422319);
+        # P = (1/3 + p) / 2 = (0.377826, 0.244348, 0.377826); w = min(P) / P = (0.646721, 1, 0.646721).
+        np.testing.assert_allclose(weights.probabilities, (0.377826, 0.244348, 0.377826), atol=2e-6)
+        np.testing.assert_allclose(weights.weights, (0.646721, 1.0, 0.646721), atol=2e-6)
         self.assertEqual(weights.weights[1], 1.0)
         self.assertEqual(weights.bucket_regrets, ((0.0, 50.0, 0.0),))
 
@@ -377,11 +380,11 @@ class TrainingWeightsTest(GinTestCase):
         ]
         weights = training_weights.compute_bucket_weights(module_profiles, training_weights.WeightingConfig(), 2)
         self.assertEqual(weights.policies, (self.learned, second))
-        theta1 = np.array([-1.0, 0.0])
-        theta2 = theta1 - np.array([0.0, 1.0])
-        p1, p2 = (np.exp(t) / np.exp(t).sum() for t in (theta1, theta2))
-        mixture = (2 * ((np.full(2, 0.5) + p1) / 2) + p2) / 3
-        np.testing.assert_allclose(weights.probabilities, mixture)
+        # By hand: round 1 (regret 50, 0): theta = (-1, 0), p1 = (1/e, 1) / (1 + 1/e) = (0.268941, 0.731059),
+        # P = (1/2 + p1) / 2 = (0.384471, 0.615529); round 2 (regret 0, 20): theta = (-1, -1), p2 = (1/2, 1/2),
+        # P = (2 P + p2) / 3 = (0.422980, 0.577020).
+        np.testing.assert_allclose(weights.probabilities, (0.422980, 0.577020), atol=2e-6)
+        self.assertEqual(weights.bucket_regrets, ((50.0, 0.0), (0.0, 20.0)))
 
     def test_learned_policies_are_taken_in_iteration_order_without_explorations(self):
         names = [f"saved:/root/iteration_{i}/model/saved_policy" for i in (10, 2, 1)]

@@ -5,16 +5,20 @@
 - `processes_mentioning`: live processes whose command line contains a marker (to find leftovers).
 - `read_records`: a collection's trajectory records by module, for comparing runs.
 - `FillableDisk`: a directory whose file system can be filled up (a tmpfs, or a stand-in).
-- `write_wrong_signature_policy`, `write_nan_policy`: saved policies that must be refused.
+- `write_wrong_signature_policy`, `write_nan_policy`, `write_policy_needing`: saved policies that must be refused.
+- `SignalClangPolicy`, `write_limited_clang`: the real clang-22 killed, stopped or limited mid-compile.
+- `truncate_file`: a file cut short, as by a crash mid-write.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import glob
 import os
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -200,6 +204,13 @@ class FillableDisk:
         self._write_with = atomic_file.write_with
         atomic_file.write_with = no_space
 
+    def set_read_only(self, read_only: bool) -> None:
+        """Remounts the tmpfs read-only (writes fail with EROFS) or read-write again; needs `real`."""
+        if not self.real:
+            raise RuntimeError("a read-only file system needs a tmpfs (mount permission)")
+        option = "ro" if read_only else "rw"
+        subprocess.run(["mount", "-o", f"remount,{option}", self.path], check=True, capture_output=True)
+
     def free(self) -> None:
         if self._filler:
             os.unlink(self._filler)
@@ -221,19 +232,102 @@ def write_wrong_signature_policy(directory: str) -> str:
     return path
 
 
-def write_nan_policy(directory: str) -> str:
-    """A policy in MLGO layout, written by the trainer's exporter, whose logits are NaN; returns its saved_policy."""
+def _export_policy(directory: str, names: tuple[str, ...], nan: bool = False) -> str:
+    """A small random policy over features `names`, exported in MLGO layout by the trainer's exporter (SavedModel and
+    numpy sidecar); NaN logits if `nan`. Returns its saved_policy directory."""
     import numpy as np
 
     from compiler_opt.rl import policy_saver
     from compiler_opt.rl.imitation_learning import policy_network
     from compiler_opt.rl.inlining import features as features_lib
 
-    names = ("callee_basic_block_count", "cost_estimate")
     quantiles = tuple(np.arange(1, 9, dtype=np.float32) for _ in names)
     normalization = features_lib.Normalization(names, quantiles, features_lib.FeatureConfig(dropped_features=()))
     network = policy_network.InliningPolicyNetwork(normalization, hidden_units=(4,), activation="relu")
     network.create_variables()
-    network.trainable_variables[-1].assign(np.full(2, np.nan, np.float32))
+    if nan:
+        network.trainable_variables[-1].assign(np.full(2, np.nan, np.float32))
     saved, _ = policy_saver.export_policies(network, directory)
     return saved
+
+
+def write_nan_policy(directory: str) -> str:
+    """A policy in MLGO layout, written by the trainer's exporter, whose logits are NaN; returns its saved_policy."""
+    return _export_policy(directory, ("callee_basic_block_count", "cost_estimate"), nan=True)
+
+
+def write_policy_needing(directory: str, feature: str) -> str:
+    """A valid policy in MLGO layout that reads `feature` besides `cost_estimate` (e.g. one clang-22 does not send);
+    returns its saved_policy directory."""
+    return _export_policy(directory, tuple(sorted(("cost_estimate", feature))))
+
+
+def truncate_file(path: str, keep: float = 0.5) -> str:
+    """Cuts `path` to `keep` of its size (a write interrupted by a crash or a full disk); returns `path`."""
+    os.truncate(path, int(os.path.getsize(path) * keep))
+    return path
+
+
+def interactive_clang_children() -> list[int]:
+    """Pids of this process's children that are clang processes in interactive mode (talking to this host)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"-inliner-interactive-channel-base=" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class SignalClangPolicy:
+    """Plays LLVM's heuristic, and at decision `at_step` of a compile sends `signum` to the real clang-22 process it
+    is answering (SIGKILL: a crash; SIGSTOP: a hang). The compile must run in this process (LocalExecutor(1))."""
+
+    signum: int
+    at_step: int = 1
+
+    @property
+    def name(self) -> str:
+        return f"heuristic+{signal.Signals(self.signum).name}@{self.at_step}"
+
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def cache_id(self) -> str:
+        return self.name
+
+    def new_episode(self, header):
+        from compiler_opt.rl import policies
+
+        decide = policies.HeuristicPolicy().new_episode(header)
+        step = [0]
+
+        def signal_then_decide(obs):
+            if step[0] == self.at_step:
+                for pid in interactive_clang_children():
+                    os.kill(pid, self.signum)
+            step[0] += 1
+            return decide(obs)
+
+        return signal_then_decide
+
+
+def write_limited_clang(directory: str, limit: str, *, only: str = "") -> str:
+    """Writes `directory/clang-22`: the real clang-22 run under the shell limit `ulimit <limit>` (e.g. `-f 1`: files
+    of at most 512 bytes, so the kernel kills clang with SIGXFSZ when it writes the object) for compiles whose
+    arguments contain `only`, unchanged otherwise. Returns its path."""
+    real = shutil.which("clang-22") or REAL_CLANG
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "clang-22")
+    with open(path, "w") as f:
+        f.write(
+            f'#!/bin/sh\ncase "$*" in *{shlex.quote(only)}*) ulimit {limit} ;; esac\nexec {shlex.quote(real)} "$@"\n'
+        )
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path

@@ -276,7 +276,20 @@ def _start_compiler(cmd: list[str], tmpdir: str, task: task_lib.InliningForSizeT
         )
 
 
+def _full_disk_note(tmpdir: str) -> str:
+    """Why a compile may have failed without a word from clang: its directory's file system is full (clang's stderr
+    could not be written either)."""
+    try:
+        stat = os.statvfs(tmpdir)
+    except OSError:
+        return ""
+    if stat.f_bavail * stat.f_frsize >= 1 << 20:
+        return ""
+    return f" (No space left on device in {os.path.dirname(tmpdir)}: free some space, or set TMPDIR elsewhere)"
+
+
 def _failed(module, policy_name, status, reason, start, tmpdir, actions=()) -> CompileResult:
+    reason += _full_disk_note(tmpdir)
     return CompileResult(
         module=module.name,
         policy=policy_name,

@@ -8,7 +8,8 @@ decisions. Without a sidecar (a policy from elsewhere), or when the sidecar was 
 calls the SavedModel's `action` signature instead.
 
 Sidecar format (numpy .npz, no pickles), version 1:
-  format_version int; saved_model_sha256 str (of the saved_model.pb it describes); feature_names str [F] (sorted);
+  format_version int; saved_model_sha256 str (`saved_model_digest` of the SavedModel it describes);
+  feature_names str [F] (sorted);
   quantiles float32 [sum n_f] and quantile_sizes int64 [F] (per feature, concatenated); with_sqrt bool;
   with_z_score_normalization bool; eps float64; activation str ("relu" | "tanh"); num_layers int;
   kernel_<i> float32 [in, out] and bias_<i> float32 [out] for i < num_layers, the last layer giving the logits of
@@ -33,6 +34,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -127,7 +129,8 @@ class FastPolicyParams:
     @classmethod
     def load(cls, path: str) -> FastPolicyParams:
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # Opened here: np.load leaks its own file handle when the file is not a zip archive.
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
                 version = int(data["format_version"])
                 if version != _FORMAT_VERSION:
                     raise PolicyLoadError(f"{path}: sidecar format {version}, expected {_FORMAT_VERSION}")
@@ -150,16 +153,23 @@ class FastPolicyParams:
                     activation=str(data["activation"]),
                     saved_model_sha256=str(data["saved_model_sha256"]),
                 )
-        except (KeyError, ValueError, OSError) as e:
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
             if isinstance(e, PolicyLoadError):
                 raise
             raise PolicyLoadError(f"{path}: unreadable policy sidecar ({e}); re-export the policy") from None
 
 
 def saved_model_digest(policy_dir: str) -> str:
-    """sha256 of `policy_dir/saved_model.pb`, which ties a sidecar to the SavedModel it was written with."""
-    with open(os.path.join(policy_dir, "saved_model.pb"), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    """sha256 over `policy_dir/saved_model.pb` and the files of `policy_dir/variables/` (names and contents), which
+    ties a sidecar to the SavedModel it was written with: a sidecar beside a changed or damaged graph or weights is
+    not used."""
+    digest = hashlib.sha256()
+    variables = os.path.join(policy_dir, "variables")
+    names = sorted(os.listdir(variables)) if os.path.isdir(variables) else []
+    for relative in ["saved_model.pb", *(os.path.join("variables", n) for n in names)]:
+        with open(os.path.join(policy_dir, relative), "rb") as f:
+            digest.update(relative.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()
 
 
 class _NumpyLogits:
@@ -196,7 +206,7 @@ class _SavedModelBackend:
         self._tf, self._tfp = tf, tfp
         try:
             self._model = tf.saved_model.load(path)
-        except (OSError, ValueError, tf.errors.OpError) as e:
+        except (OSError, ValueError, IndexError, tf.errors.OpError) as e:  # IndexError: truncated variables
             raise PolicyLoadError(f"{path}: cannot load the SavedModel ({e})") from None
         if "action" not in self._model.signatures:
             raise PolicyLoadError(

@@ -1,6 +1,8 @@
-"""A saved policy that cannot work (wrong signature, NaN outputs, features the compiler does not send) is refused with
-a clear error before any compile starts. (Loading such policies directly: tests/test_saved_policy.py.)"""
+"""A saved policy that cannot work (wrong signature, NaN outputs, truncated files, features the compiler does not send)
+is refused with a clear error before any compile starts (or, for features, at the first compile's header).
+(Loading such policies directly: tests/test_saved_policy.py.)"""
 
+import glob
 import os
 import subprocess
 import sys
@@ -8,7 +10,9 @@ import sys
 import pytest
 
 from bench.testkit import injection
-from compiler_opt.rl import env, policies, protocol, saved_policy
+from compiler_opt.distributed import local
+from compiler_opt.rl import env, policies, saved_policy
+from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +60,29 @@ def test_a_bad_policy_spec_is_refused_when_parsed(kind, message, bad_policies):
         policies.parse(f"saved:{bad_policies[kind]}")
 
 
-def test_a_policy_reading_a_feature_the_compiler_does_not_send_stops_at_the_header(tmp_path):
-    policy_dir = tmp_path / "saved_policy"
-    policy_dir.mkdir()
-    (policy_dir / "saved_model.pb").write_bytes(b"")
-    policy = policies.SavedModelPolicy(str(policy_dir))
-    policy._model = saved_policy.SavedPolicy(str(policy_dir), ("callee_users", "magic_feature"), None, None)
-    sent = ("callee_users", "inlining_default")
-    header = protocol.Header(
-        features=tuple(protocol.TensorSpec(name, "<i8", (1,)) for name in sent),
-        advice=protocol.TensorSpec("inlining_decision", "<i8", (1,)),
-    )
+@pytest.mark.integration
+def test_collecting_with_a_policy_reading_a_feature_clang_does_not_send_stops_naming_it(small_modules, tmp_path):
+    path = injection.write_policy_needing(str(tmp_path / "magic"), "magic_feature")
+    out = str(tmp_path / "out")
+    with local.LocalExecutor(1) as executor:
+        with pytest.raises(env.FeatureMismatchError, match=r"magic/saved_policy needs .*\['magic_feature'\]"):
+            collection.collect(
+                small_modules[:2], policies.parse_all(["heuristic", f"saved:{path}"]), out, executor, progress=False
+            )
+    assert glob.glob(os.path.join(out, collection.PROFILES_DIR, "*.json")) == []
 
-    with pytest.raises(env.FeatureMismatchError, match=r"does not send: \['magic_feature'\]"):
-        policy.new_episode(header)
+
+@pytest.mark.parametrize(
+    "damaged, message",
+    [
+        ("saved_model.pb", "cannot load the SavedModel"),
+        (os.path.join("variables", "variables.data-00000-of-00001"), "cannot load the SavedModel"),
+        (saved_policy.FAST_POLICY_FILENAME, "unreadable policy sidecar"),
+    ],
+)
+def test_a_policy_with_a_truncated_file_is_refused_when_parsed(damaged, message, tmp_path):
+    path = injection.write_policy_needing(str(tmp_path / "policy"), "callee_users")
+    policies.parse(f"saved:{path}")  # intact, it loads
+    injection.truncate_file(os.path.join(path, damaged))
+    with pytest.raises(saved_policy.PolicyLoadError, match=f"{path}.*{message}"):
+        saved_policy.SavedPolicy.load(path)
