@@ -1,34 +1,45 @@
-r"""Fault injection with figures: faults injected, handled as specified, and committed data lost (must be 0), per
-category of faults (issue #8). The specification of each behaviour is tests/faults/; this script injects more faults,
-at random points, and counts.
+r"""Fault injection with figures, in two groups that are never added together:
+
+  system_faults  faults of the system around the code (a compiler that crashes or hangs, a process killed, a full or
+                 read-only disk, a missing tool, a bad policy, a bad corpus, damaged files), each injected against the
+                 real code paths, counted per kind: injected, handled as specified, committed data lost (must be 0).
+  decoder_fuzz   random byte streams through the protocol decoder alone (no compiler), per stream kind.
+
+The specification of each behaviour is tests/faults/; this script injects them again, at random points, and counts.
 
 Usage:
   .venv/bin/python bench/faults.py [--seed=0] [--collection_kills=6] [--training_kills=2] [--loop_kills=3]
-      [--fuzz_streams=3000]
+      [--fuzz_streams=3000] [--only=SECTION ...]
 
-Runs on small real modules of the default corpus (built if needed) with clang-22, and the fake compilers and helpers
-of tests/faults/. Categories and what "handled" means:
-  compiler      a fake clang-22 crashes (SIGSEGV), exits before the header, leaves a child process, exits without a
-                header, stalls, floods without reading advice, garbles or truncates the stream, or sends an unknown
-                dtype, on one module of a collection run: that module is committed as failed/timeout with the reason,
-                every other module as in a fault-free run, and no process or temporary directory is left.
-  input         damaged bitcode fails only its module; bad descriptions and .cmd files raise CorpusError naming the
-                file before any compile.
-  protocol      random, mutated, truncated and JSON-shaped streams through the decoder: each decodes or raises
-                ProtocolError, within 1 s.
-  interruption  SIGKILL of the process group of the collection binary (random commit point), of the trainer (after a
-                random checkpoint) and of the BC-MAX loop (random phase); the same command again gives the results of
-                an uninterrupted run, and training resumes from its checkpoint.
-  storage       full output disk, full compile-cache disk, damaged cache entries, half-written temporaries, a damaged
-                profile, damaged trajectory shards (vocab, training): clear error or repair, committed data intact.
-  tools         clang-22 / llvm-size-22 missing (collection, collection with cache, evaluation), saved_model_cli
-                missing, a clang without `inlining_default`: an error saying what to install, nothing committed.
-  policies      a saved policy with the wrong signature or NaN outputs is refused before any compile; one reading a
-                feature the compiler does not send stops at the header.
+Runs on small real modules of the default corpus (built if needed) with clang-22, and the fault injectors of
+bench/testkit/. Groups of system faults (the `group` of a table row) and what "handled" means:
+  crash            the compiler dies on one module (a stand-in dying of SIGSEGV mid-dialogue, exiting before or
+                   without the header, leaving a child behind; the real clang-22 SIGKILLed mid-compile or killed by
+                   the kernel at its file-size limit): that compile is committed as failed with the reason, every
+                   other result as in a fault-free run, and no process or compile directory is left.
+  hang             the compiler stops answering (a stand-in stalling or flooding; the real clang-22 SIGSTOPped):
+                   the compile times out, as above.
+  compiler stream  a stand-in sends a non-JSON line, a cut observation, an unknown dtype: failed with the protocol
+                   error, as above.
+  corpus           damaged bitcode fails only its module; bad descriptions and .cmd files raise CorpusError naming
+                   the file before any compile.
+  disk             full output, compile-cache and compile-temporaries disks, a read-only output file system: a clear
+                   error (or, for the cache, no failure), committed data intact, a rerun completes.
+  storage          damaged cache entries, half-written temporaries, a truncated profile, damaged trajectory shards:
+                   repaired, or a clear error naming the file, committed data intact.
+  tools            clang-22 / llvm-size-22 missing (collection, collection with cache, evaluation), saved_model_cli
+                   missing, a clang without `inlining_default`: an error saying what to install, nothing committed.
+  policy           a saved policy with the wrong signature, NaN outputs or a truncated file is refused before any
+                   compile; a real policy reading a feature clang-22 does not send stops collection at the header.
+  kill             SIGKILL of the process group of the collection binary (random commit point), of the trainer
+                   (after a random checkpoint) and of the BC-MAX loop (random phase): the same command again gives
+                   the results of an uninterrupted run, and training resumes from its checkpoint.
 data_lost counts modules whose committed result went missing, changed, got duplicated, or was committed as failed
 because of a fault that is not the module's own.
 
-Output (JSON): {"categories": {NAME: {"injected", "handled", "data_lost", "unhandled": [what]}}, "total": {...},
+Output (JSON): {"system_faults": {"kinds", "injected", "handled", "data_lost", "table": [{"group", "kind",
+"injected", "handled", "data_lost", "unhandled": [details]}]}, "decoder_fuzz": {"streams", "handled",
+"slowest_decode_seconds", "by_kind": {KIND: {"streams", "handled", "decoded", "protocol_errors", "unhandled"}}},
 "seconds"}.
 """
 

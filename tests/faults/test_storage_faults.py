@@ -4,13 +4,14 @@ what it owns (temporaries, cache entries); what was committed before stays intac
 import errno
 import glob
 import os
+import tempfile
 
 import pytest
 
 from bench.testkit import injection, trajectory_records
 from compiler_opt.rl import atomic_file, generate_vocab_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
-from compiler_opt.rl.imitation_learning import trajectory_dataset
+from compiler_opt.rl.imitation_learning import profiles, trajectory_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,28 @@ def test_a_full_disk_stops_collection_keeping_the_committed_modules(disk, small_
     disk.free()
     _collect(small_modules[:3], out)
 
+    assert injection.read_records(out) == injection.read_records(reference)
+
+
+@pytest.mark.skipif(not injection.can_mount_tmpfs(), reason="needs permission to mount a tmpfs")
+def test_a_full_disk_under_the_compiles_fails_each_module_saying_so_and_a_retry_completes(
+    small_modules, tmp_path, monkeypatch
+):
+    reference = str(tmp_path / "reference")
+    _collect(small_modules[:2], reference)
+    out = str(tmp_path / "out")
+    with injection.FillableDisk(str(tmp_path / "compile_tmp"), size="1m") as disk:
+        monkeypatch.setattr(tempfile, "tempdir", disk.path)
+        disk.fill()
+        summary = _collect(small_modules[:2], out)
+        disk.free()
+        assert os.listdir(disk.path) == []
+    monkeypatch.undo()
+
+    assert summary["failed_modules"] == sorted(m.name for m in small_modules[:2])
+    errors = [p.results["heuristic"].error for p in profiles.read_jsonl(os.path.join(out, collection.PROFILES_FILE))]
+    assert len(errors) == 2 and all(f"No space left on device in {disk.path}" in e for e in errors), errors
+    injection.collect_with_heuristic(small_modules[:2], out, retry_failed=True)
     assert injection.read_records(out) == injection.read_records(reference)
 
 
