@@ -8,7 +8,7 @@ APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake zlib1g-dev
 CORPUS_DIR ?= build/default_corpus
 DEMO_DIR ?= demo_output
 
-.PHONY: setup apt venv corpus corpus_v2 test lint format demo full-run plugin bench clean
+.PHONY: setup apt venv corpus corpus_v2 test lint format demo full-run plugin compare-builds bench clean
 
 setup: apt venv
 
@@ -72,6 +72,16 @@ POLICY ?= $(DEMO_DIR)/iteration_1/model/saved_policy
 EXPORT_DIR ?= $(DEMO_DIR)/export
 plugin: setup
 	$(PY) -m compiler_opt.tools.export_model --policy=$(POLICY) --output_dir=$(EXPORT_DIR)
+
+# Rebuild the bundled programs (brotli CLI, Lua, fastText CLI) with the newest trained policy of COMPARE_POLICY (a
+# bc_max run, by default the demo's, trained first if missing) and with stock -Oz; link, smoke-test, print sizes.
+COMPARE_POLICY ?= $(DEMO_DIR)
+COMPARE_DIR ?= build/compare
+compare-builds: setup
+	@if [ "$(COMPARE_POLICY)" = "$(DEMO_DIR)" ] && ! ls $(DEMO_DIR)/iteration_*/model/saved_policy/saved_model.pb \
+	  >/dev/null 2>&1; then $(MAKE) demo; fi
+	$(PY) -m compiler_opt.tools.compare_builds --policy=$(COMPARE_POLICY) --work_dir=$(COMPARE_DIR) --programs=all \
+	  --json_out=$(COMPARE_DIR)/results.json
 
 # Benchmarks print JSON figures (bench/*.py); each sets up the default corpus if needed.
 bench: corpus
