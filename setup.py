@@ -11,6 +11,7 @@ _CONSOLE_SCRIPTS = {
     "bcmax": "compiler_opt.rl.imitation_learning.bc_max:run",
     "bcmax-evaluate": "compiler_opt.tools.evaluate_policy:run",
     "bcmax-export-model": "compiler_opt.tools.export_model:run",
+    "bcmax-compare-builds": "compiler_opt.tools.compare_builds:run",
     "bcmax-es": "compiler_opt.es.es_trainer:run",
 }
 

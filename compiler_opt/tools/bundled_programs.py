@@ -157,12 +157,11 @@ def _fasttext_smoke() -> str:
         "cat > test.txt <<'EOF'\n" + test_text + "\nEOF\n"
         "cat > input.txt <<'EOF'\n" + inputs + "\nEOF\n"
         "cat > expected.txt <<'EOF'\n" + expected + "\nEOF\n"
-        '"$PROGRAM" supervised -input train.txt -output model -epoch 40 -lr 0.5 -dim 16 -minCount 1 '
-        "-thread 1 -seed 1 -verbose 0\n"
+        '"$PROGRAM" supervised -input train.txt -output model -epoch 10 -lr 0.5 -thread 1 -seed 1 -verbose 0\n'
         '"$PROGRAM" predict model.bin input.txt > predicted.txt\n'
         "diff expected.txt predicted.txt\n"
         '"$PROGRAM" test model.bin test.txt | tee test.out\n'
-        "grep -qx 'P@1[[:space:]]*1.000' test.out\n"
+        "grep -qx 'P@1[[:space:]]*1' test.out\n"
         "echo fasttext smoke test passed\n"
     )
 
