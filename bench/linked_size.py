@@ -13,12 +13,14 @@ Prints JSON: the policy and plugin, the flags, and per program: stock and plugin
 stripped, loaded SHF_ALLOC sections and each section, object text), the object-level ratio next to the linked
 ratios (plugin / stock), smoke-test results of both builds, and build times of both (CPU seconds of the build's
 processes, and wall seconds, shared machine). A build or smoke test that fails is listed under `failures` (no
-sizes for that program) and the bench exits 1.
+sizes for that program) and the bench exits 1. `corpus`: modules extracted from the stock build's recorded
+compile_commands.json by extract_corpus's --compile_commands route, and compiles that failed.
 """
 
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -30,6 +32,7 @@ _POLICY = flags.DEFINE_string("policy", None, "saved_policy directory, or a bc_m
 _PLUGIN = flags.DEFINE_string("plugin", None, "An exported libbcmax_inliner.so (instead of --policy).")
 _PROGRAMS = flags.DEFINE_list("programs", list(bundled_programs.NAMES), "Bundled programs to build.")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Keep the builds here (default: a temporary directory).")
+_CORPUS = flags.DEFINE_bool("corpus", True, "Also make each stock build's corpus (extract_corpus --compile_commands).")
 flags.mark_flags_as_mutual_exclusive(["policy", "plugin"], required=True)
 
 
@@ -44,16 +47,22 @@ def main(argv):
             export_model_lib.export_policy(policy, os.path.join(work_dir, "export"))
             plugin = os.path.join(work_dir, "export", export_model_lib.PLUGIN_FILENAME)
         build_flags = compare_builds_lib.BuildFlags()
-        results = []
+        results, corpora = [], {}
         for name in _PROGRAMS.value:
             project = bundled_programs.prepare(name, work_dir)
-            results.append(compare_builds_lib.compare(project, plugin, work_dir, flags=build_flags))
+            result = compare_builds_lib.compare(project, plugin, work_dir, flags=build_flags)
+            results.append(result)
+            if _CORPUS.value and result.stock.ok:
+                corpus_dir = os.path.join(work_dir, "corpus", name)
+                shutil.rmtree(corpus_dir, ignore_errors=True)
+                summary = compare_builds_lib.make_corpus(result, corpus_dir, jobs=2)
+                corpora[name] = {"modules": len(summary.modules), "failed": len(summary.failed)}
         out = {
             "policy": policy,
             "plugin": os.path.abspath(plugin),
             "flags": dataclasses.asdict(build_flags),
             "strip": "llvm-objcopy-22 --strip-all",
-            "programs": [r.to_json() for r in results],
+            "programs": [r.to_json() | {"corpus": corpora.get(r.project)} for r in results],
             "failures": {r.project: r.failure for r in results if not r.ok},
         }
         print(json.dumps(out, indent=1))

@@ -33,7 +33,7 @@ import sys
 import gin
 from absl import app, flags, logging
 
-from compiler_opt.rl import atomic_file
+from compiler_opt.rl import atomic_file, extract_corpus_lib
 from compiler_opt.tools import bundled_programs, compare_builds_lib, export_model_lib
 
 _POLICY = flags.DEFINE_string("policy", None, "saved_policy directory, or a bc_max root (newest iteration's policy).")
@@ -103,7 +103,7 @@ def main(argv):
             if _CORPUS_DIR.value and comparison.stock.ok:
                 corpus_dir = _CORPUS_DIR.value if len(projects) == 1 else os.path.join(_CORPUS_DIR.value, project.name)
                 print(compare_builds_lib.make_corpus(comparison, corpus_dir, jobs=2).describe())
-    except (compare_builds_lib.CompareError, export_model_lib.ExportError) as e:
+    except (compare_builds_lib.CompareError, export_model_lib.ExportError, extract_corpus_lib.ExtractionError) as e:
         sys.exit(f"compare_builds: {e}")
     print(f"plugin: {plugin}")
     print(compare_builds_lib.format_table(comparisons))
