@@ -36,15 +36,17 @@ def test_newest_policy_names_the_directory_and_the_fix_when_there_is_no_policy(t
         compare_builds_lib.newest_policy(str(tmp_path))
 
 
-def test_recorded_compiles_of_deleted_sources_are_left_out_of_compile_commands(tmp_path):
+def test_recorded_compiles_whose_source_or_object_is_gone_are_left_out_of_compile_commands(tmp_path):
     records = tmp_path / "records"
     records.mkdir()
     (tmp_path / "a.c").write_text("int a;\n")
     (tmp_path / "a.o").write_bytes(b"")
+    (tmp_path / "abi.c").write_text("int abi;\n")  # like CMake's ABI probe: its scratch object is deleted
     kept = [str(tmp_path), "clang-22", "-c", "a.c", "-o", "a.o", "-Oz"]
     probe = [str(tmp_path / "CMakeScratch"), "clang-22", "-c", "probe.c", "-o", "probe.o"]
-    (records / "1.rec").write_bytes("\0".join(kept).encode() + b"\0")
-    (records / "2.rec").write_bytes("\0".join(probe).encode() + b"\0")
+    abi_probe = [str(tmp_path), "clang-22", "-c", str(tmp_path / "abi.c"), "-o", "scratch/abi.o"]
+    for i, argv in enumerate((kept, probe, abi_probe)):
+        (records / f"{i}.rec").write_bytes("\0".join(argv).encode() + b"\0")
     objects = compare_builds_lib.collect_compile_commands(str(records), str(tmp_path / "cc.json"))
     entries = json.loads((tmp_path / "cc.json").read_text())
     assert [e["file"] for e in entries] == [str(tmp_path / "a.c")]

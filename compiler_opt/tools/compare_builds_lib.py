@@ -287,7 +287,8 @@ def _source_and_output(args: Sequence[str], cwd: str) -> tuple[str, str]:
 
 
 def collect_compile_commands(records_dir: str, output_path: str) -> list[str]:
-    """Writes the recorded compiles whose source still exists (not CMake's probes) as compile_commands.json.
+    """Writes the recorded compiles whose source and object still exist as compile_commands.json (CMake's probes
+    compile in scratch directories it deletes).
 
     Returns the objects those compiles wrote, sorted.
     """
@@ -299,11 +300,10 @@ def collect_compile_commands(records_dir: str, output_path: str) -> list[str]:
             continue
         cwd, argv = fields[0], fields[1:]
         source, output = _source_and_output(argv[1:], cwd)
-        if not source or not os.path.isfile(source):
+        if not source or not os.path.isfile(source) or not os.path.isfile(output):
             continue
         entries.append({"directory": cwd, "arguments": argv, "file": source, "output": output})
-        if os.path.isfile(output):
-            objects.append(output)
+        objects.append(output)
     entries.sort(key=lambda e: (e["file"], e["output"]))
     with open(output_path, "w", encoding="utf-8") as f:
         json.dump(entries, f, indent=1)
