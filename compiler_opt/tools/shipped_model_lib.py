@@ -10,9 +10,9 @@ plugin (compiler_opt.tools.export_model_lib). `check_module` compiles one module
 
 Decisions: at every state of the saved_model compile (the features clang sent), the numpy path's decision and logit
 margin are computed and compared with the SavedModel's decision by `saved_policy.compare_decisions`: equal wherever
-|margin| >= saved_policy.TIE_MARGIN, near ties counted. The plugin reports no decisions; it agrees when its object
-is byte-identical to the numpy compile's (an object differs from it when any decision differs, since clang's output
-is deterministic for one input and one set of decisions).
+|margin| >= saved_policy.TIE_MARGIN, near ties counted. The plugin reports no decisions: it agrees when its object
+is byte-identical to the numpy compile's (clang's output is deterministic for one input and one set of decisions, so
+identical objects are what identical decisions give; a differing decision almost always changes the code).
 
 Objects: the three object files, byte for byte (whole files). A module is *identical* when all three are.
 """
