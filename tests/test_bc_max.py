@@ -63,7 +63,7 @@ def test_one_iteration_trains_exports_evaluates_reports_and_resumes(default_corp
         assert figures.modules >= 1 and figures.ratio is not None, part
 
     second = _bc_max(default_corpus, root)
-    table = first.stdout[first.stdout.index("BC-MAX on") :]
+    table = first.stdout[first.stdout.index("BC-MAX, total text size") :]
     assert second.stdout.endswith(table)
     with open(os.path.join(root, "results.json")) as f:
         results = json.load(f)

@@ -46,7 +46,7 @@ def table(results: Sequence[bc_max_lib.IterationResult]) -> str:
     width = 24
     top = f"{'':>4}" + "".join(f"  {PART_TITLES[p]:^{width}}" for p in splits.PARTS)
     header = f"{'iter':>4}" + f"  {'ratio':>7} {'oracle':>7} {'+/-':>8}" * len(splits.PARTS)
-    lines = [top, header, "-" * len(header)]
+    lines = [top.rstrip(), header, "-" * len(header)]
     for r in results:
         row = f"{r.iteration:>4}"
         for p in splits.PARTS:
@@ -74,8 +74,14 @@ def summary_text(results: Sequence[bc_max_lib.IterationResult], module_splits: s
     """What bc_max prints at the end: the split, the table, and the chosen iteration's test by codebase."""
     lines = []
     if module_splits is not None:
-        counts = " / ".join(f"{len(module_splits.part(p))} {PART_TITLES[p]}" for p in splits.PARTS)
-        lines.append(f"BC-MAX on {counts} modules (total text size / stock -Oz):")
+        unseen = ", ".join(module_splits.codebases(splits.TEST_UNSEEN_CODEBASES)) or "none"
+        total = sum(len(m) for _, m in module_splits.items())
+        lines.append(f"BC-MAX, total text size / stock -Oz, on {total} modules split by codebase:")
+        lines.append(
+            f"{len(module_splits.train)} train, {len(module_splits.validation)} validation, "
+            f"{len(module_splits.test_unseen_codebases)} test on unseen codebases ({unseen}), "
+            f"{len(module_splits.test_unseen_files)} test on unseen files"
+        )
     lines.append(table(results))
     best = bc_max_lib.best_iteration(results)
     if best is not None and best.test_codebases:
@@ -103,13 +109,13 @@ def write(
 
     iterations = [r.iteration for r in results]
     fig, ax = plt.subplots(figsize=(8, 4))
-    for part, marker in zip(splits.PARTS, "osD^", strict=True):
+    for k, (part, marker) in enumerate(zip(splits.PARTS, "osD^", strict=True)):
         for attr, label, line in (("ratio", PART_TITLES[part], "-"), ("oracle_ratio", "oracle", "--")):
             points = [(r.iteration, getattr(r.parts[part], attr)) for r in results]
             points = [(i, v) for i, v in points if v is not None]
             if points:
                 label = label if attr == "ratio" else f"{label} ({PART_TITLES[part]})"
-                ax.plot(*zip(*points, strict=True), marker + line, label=label)
+                ax.plot(*zip(*points, strict=True), marker + line, color=f"C{k}", label=label)
     ax.axhline(1.0, color="gray", lw=1, label="-Oz")
     ax.set_xlabel("BC-MAX iteration")
     ax.set_ylabel("total text size / -Oz")
