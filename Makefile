@@ -8,7 +8,7 @@ APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake zlib1g-dev
 CORPUS_DIR ?= build/default_corpus
 DEMO_DIR ?= demo_output
 
-.PHONY: setup apt venv corpus corpus_v2 test lint format demo full-run plugin compare-builds bench clean
+.PHONY: setup apt venv corpus corpus_v2 test lint format demo full-run full-run-v2 plugin compare-builds bench clean
 
 setup: apt venv
 
@@ -60,12 +60,17 @@ demo: corpus
 	  --gin_files=gin_configs/bc_max.gin $(if $(DEMO_MAX_MODULES),--max_modules=$(DEMO_MAX_MODULES))
 
 # The full run: every module of the train part, gin_configs/bc_max_full.gin; rerunning resumes after an interruption.
-# FULL_GIN_FILES adds gin files (e.g. gin_configs/splits_v2.gin on corpus v2).
+# FULL_GIN_FILES adds gin files. full-run-v2: the same on default corpus v2 with its split (gin_configs/splits_v2.gin).
 FULL_DIR ?= full_output
 FULL_GIN_FILES ?=
 full-run: corpus
 	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(CORPUS_DIR) --root_dir=$(FULL_DIR) \
 	  --gin_files=gin_configs/bc_max_full.gin $(foreach f,$(FULL_GIN_FILES),--gin_files=$(f))
+
+full-run-v2: corpus_v2
+	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(CORPUS_V2_DIR) --root_dir=$(FULL_DIR)_v2 \
+	  --gin_files=gin_configs/bc_max_full.gin --gin_files=gin_configs/splits_v2.gin \
+	  $(foreach f,$(FULL_GIN_FILES),--gin_files=$(f))
 
 # Deploy a trained policy into stock clang-22: AOT-compile it and build the pass plugin.
 POLICY ?= $(DEMO_DIR)/iteration_1/model/saved_policy
