@@ -157,6 +157,29 @@ class TrainingRunTest(GinTestCase):
         self.assertEqual(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"), 30)
         self.assertEqual(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"), 30)
 
+    def test_a_run_first_removes_what_a_killed_run_was_writing(self):
+        files, vocab = self._data(shards=1, modules_per_shard=2)
+        root = os.path.join(self.dir, "model")
+        dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+        planted_dirs = [
+            f".tmp-{dead}-0a1b2c3d-saved_policy",  # an export being staged
+            ".collect_policy.tmp-x1y2z3",  # the same, by an older version
+            os.path.join("checkpoints", "ckpt-5_temp"),  # TF saving a checkpoint
+        ]
+        for name in planted_dirs:
+            os.makedirs(os.path.join(root, name))
+            with open(os.path.join(root, name, "part"), "w") as f:
+                f.write("half")
+        with open(os.path.join(root, f"training_summary.json.tmp-{dead}"), "w") as f:
+            f.write("{")
+
+        trainer_lib.train(files, vocab, root, config=_small_config(num_steps=5, checkpoint_interval=5))
+
+        everything = [os.path.join(d, n) for d, dirs, files in os.walk(root) for n in dirs + files]
+        self.assertEqual([p for p in everything if "tmp" in os.path.basename(p) or p.endswith("_temp")], [])
+        self.assertTrue(os.path.isfile(os.path.join(root, "training_summary.json")))
+        saved_policy.SavedPolicy.load(os.path.join(root, "saved_policy"))
+
     def test_checkpoint_of_another_network_is_a_clear_error(self):
         files, vocab = self._data(shards=1, modules_per_shard=2)
         root = os.path.join(self.dir, "model")

@@ -3,7 +3,8 @@ r"""Runs a binary of this project and SIGKILLs its whole process group at a chos
 Usage (from the repository root, in a new session so that only the binary and its workers are killed):
   python -m bench.testkit.crash_at --event=K [--match=TEXT] [--checkpoint=C] -- MODULE [ARGS...]
 
-Every commit of this codebase ends with an `os.replace` (atomic_file, the trainer's exports, the vocab directory).
+Every file commit of this codebase ends with an `os.replace` (atomic_file.write_with), and so does a directory
+commit to a new path (atomic_file.commit_dir; replacing an existing directory is one renameat2 swap, not counted).
 Event 2i is the moment just before the i-th rename whose destination contains TEXT, event 2i+1 the moment just
 after it; the process group is killed at event K. With --checkpoint=C it is killed right after the trainer's C-th
 checkpoint instead. K < 0 never kills. At a normal exit it prints `crash_at: N events` to stderr.

@@ -64,9 +64,19 @@ def file_digest(path: str) -> str:
     return _file_digest(path, st.st_mtime_ns, st.st_size)
 
 
+@functools.cache
+def _remove_stale_temporaries(directory: str) -> None:
+    """Once per process and cache: removes entries left half-written by killed writers (live writers' are kept)."""
+    if os.path.isdir(directory):
+        for shard in os.scandir(directory):
+            if shard.is_dir(follow_symlinks=False):
+                atomic_file.remove_stale_temporaries(shard.path)
+
+
 class CompileCache:
     def __init__(self, directory: str):
         self.directory = directory
+        _remove_stale_temporaries(directory)
 
     def key(self, module, policy, task, extra_args: tuple[str, ...] = ()) -> str:
         parts = [

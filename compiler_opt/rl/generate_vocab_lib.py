@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from compiler_opt.rl import atomic_file
 from compiler_opt.rl.imitation_learning import trajectory_dataset
 from compiler_opt.rl.inlining import features as features_lib
 
@@ -80,6 +81,7 @@ def generate_vocab(trajectories: Sequence[str], output_dir: str, config: VocabCo
     if n == 0:
         raise trajectory_dataset.TrajectoryError(f"no decisions in {len(files)} trajectory files")
     os.makedirs(output_dir, exist_ok=True)
+    atomic_file.remove_stale_temporaries(output_dir)
     for name in names:
         features_lib.write_buckets(
             features_lib.buckets_path(output_dir, name), quantiles(sample[name], config.num_buckets)

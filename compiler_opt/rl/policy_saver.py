@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 
 from absl import logging
@@ -119,25 +117,12 @@ def write_tflite(saved_model_dir: str, path: str | None = None) -> str:
     return path
 
 
-def _replace_dir(tmp_dir: str, final_dir: str) -> None:
-    """Moves tmp_dir to final_dir, replacing an older final_dir (which stays intact until the new one is ready)."""
-    old = None
-    if os.path.exists(final_dir):
-        old = f"{final_dir}.old-{os.getpid()}"
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_policies(network, output_dir: str, train_step=None) -> tuple[str, str]:
     """Writes output_dir/saved_policy (greedy) and output_dir/collect_policy (stochastic), each with the files of
     the module docstring, for `network` (an `InliningPolicyNetwork`); train_step: a tf int64 Variable saved as the
     policies' train step. Returns both directories."""
     os.makedirs(output_dir, exist_ok=True)
-    for name in os.listdir(output_dir):
-        if name.startswith((f".{SAVED_POLICY_DIR}.tmp-", f".{COLLECT_POLICY_DIR}.tmp-")):
-            shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
+    atomic_file.remove_stale_temporaries(output_dir)  # e.g. the staged exports of a killed run
     feature_names = network.normalization.feature_names
     collect = actor_policy.ActorPolicy(
         time_step_spec=policy_network.time_step_spec(feature_names),
@@ -149,8 +134,7 @@ def export_policies(network, output_dir: str, train_step=None) -> tuple[str, str
     written = []
     for dirname, policy in policies.items():
         final = os.path.join(output_dir, dirname)
-        tmp = tempfile.mkdtemp(prefix=f".{dirname}.tmp-", dir=output_dir)
-        try:
+        with atomic_file.staged_dir(final) as tmp:
             saver = tfa_policy_saver.PolicySaver(
                 policy, batch_size=1, use_nest_path_signatures=False, train_step=train_step
             )
@@ -173,10 +157,6 @@ def export_policies(network, output_dir: str, train_step=None) -> tuple[str, str
                 activation=network.activation,
                 saved_model_sha256=saved_policy.saved_model_digest(tmp),
             ).save(os.path.join(tmp, saved_policy.FAST_POLICY_FILENAME))
-            _replace_dir(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         written.append(final)
     logging.info("Exported %s", written)
     return written[0], written[1]

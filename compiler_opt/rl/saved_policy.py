@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 from absl import logging
 
+from compiler_opt.rl import atomic_file
 from compiler_opt.rl.inlining import features as features_lib
 
 FAST_POLICY_FILENAME = "fast_policy.npz"
@@ -102,7 +103,7 @@ class FastPolicyParams:
     saved_model_sha256: str = ""
 
     def save(self, path: str) -> None:
-        """Writes the sidecar atomically (temp file, fsync, rename)."""
+        """Writes the sidecar atomically (`atomic_file`)."""
         norm = self.normalization
         arrays = {
             "format_version": np.int64(_FORMAT_VERSION),
@@ -119,12 +120,12 @@ class FastPolicyParams:
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
             arrays[f"kernel_{i}"] = np.asarray(kernel, dtype=np.float32)
             arrays[f"bias_{i}"] = np.asarray(bias, dtype=np.float32)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        atomic_file.write_with(path, write)
 
     @classmethod
     def load(cls, path: str) -> FastPolicyParams:

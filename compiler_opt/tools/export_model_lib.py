@@ -543,23 +543,6 @@ def _check_replaceable(output_dir: str) -> None:
         raise ExportError(f"{output_dir} exists and is not a directory; choose another --output_dir")
 
 
-def _commit_dir(staging: str, output_dir: str) -> None:
-    """Renames `staging` to `output_dir`, replacing an earlier export there (never a directory of other files)."""
-    _check_replaceable(output_dir)
-    if os.path.lexists(output_dir):
-        old = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(output_dir))
-        os.rename(output_dir, os.path.join(old, "export"))
-        os.rename(staging, output_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staging, output_dir)
-    fd = os.open(os.path.dirname(output_dir), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @gin.configurable(module="export_model")
 def export_policy(
     policy: str,
@@ -582,9 +565,8 @@ def export_policy(
     _check_replaceable(output_dir)
     os.makedirs(os.path.dirname(output_dir), exist_ok=True)
     provided = clang_release_features(clang)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}-", dir=os.path.dirname(output_dir))
-    os.chmod(staging, 0o755)
-    try:
+    atomic_file.remove_stale_temporaries(os.path.dirname(output_dir), target=os.path.basename(output_dir))
+    with atomic_file.staged_dir(output_dir) as staging:
         logging.info("Writing the deployable SavedModel of %s", policy_dir)
         model = write_model(policy_dir, os.path.join(staging, "saved_model"))
         logging.info("XLA AOT-compiling it for %s", target_triple)
@@ -617,9 +599,6 @@ def export_policy(
         manifest_path = os.path.join(staging, MANIFEST_FILENAME)
         atomic_file.write_bytes(manifest_path, manifest.to_json().encode())
         os.chmod(manifest_path, 0o644)
-        _commit_dir(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        _check_replaceable(output_dir)  # Then `staged_dir` swaps the new export in.
     logging.info("Exported %s to %s in %.1f s", policy_dir, output_dir, manifest.seconds)
     return manifest

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 
@@ -146,6 +145,7 @@ def run(
     if not module_splits.train:
         raise ValueError("the train part of the split is empty: check splits.SplitPolicy and --max_modules")
     os.makedirs(root_dir, exist_ok=True)
+    atomic_file.remove_stale_temporaries(root_dir)  # e.g. a vocab directory being built when a run was killed
     cache_dir = os.path.join(root_dir, "compile_cache")
     held_out = [m for part in splits.PARTS[1:] for m in module_splits.part(part)]
     results: list[IterationResult] = []
@@ -158,6 +158,7 @@ def run(
             result = IterationResult.read(done_path)
             logging.info("iteration %d already done: validation ratio %s", t, result.ratio(splits.VALIDATION))
         else:
+            atomic_file.remove_stale_temporaries(it_dir)
             start = time.monotonic()
             current = (*baselines, *learned)
             explorer = learned[-1] if learned else first_exploration_policy
@@ -310,12 +311,9 @@ def _oracle_sizes(profiles_path: str) -> dict[str, tuple[int, int]]:
 
 
 def _build_vocab(records: str, vocab_dir: str) -> None:
-    tmp = vocab_dir + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    generate_vocab_lib.generate_vocab([records], tmp)
-    atomic_file.write_text(os.path.join(tmp, ".complete"), "")
-    shutil.rmtree(vocab_dir, ignore_errors=True)
-    os.replace(tmp, vocab_dir)
+    with atomic_file.staged_dir(vocab_dir) as tmp:
+        generate_vocab_lib.generate_vocab([records], tmp)
+        atomic_file.write_text(os.path.join(tmp, ".complete"), "")
 
 
 def _evaluate(

@@ -211,6 +211,7 @@ def train(
     feature_config = feature_config or features_lib.FeatureConfig()
     weighting = weighting or training_weights.WeightingConfig()
     os.makedirs(root_dir, exist_ok=True)
+    _remove_stale_temporaries(root_dir)
 
     files = trajectory_dataset.list_trajectory_files(trajectories)
     record_lists = trajectory_dataset.record_feature_names(files)
@@ -255,8 +256,16 @@ def train(
     )
     summary = dataclasses.asdict(result)
     summary["trajectory_files"] = len(files)
-    _write_json_atomically(os.path.join(root_dir, "training_summary.json"), summary)
+    atomic_file.write_text(os.path.join(root_dir, "training_summary.json"), json.dumps(summary, indent=2) + "\n")
     return result
+
+
+def _remove_stale_temporaries(root_dir: str) -> None:
+    """A killed run leaves half-written exports and summaries in root_dir, and TF's `ckpt-N_temp` directories of a
+    checkpoint being saved in checkpoints/; this run owns both."""
+    for directory, also in ((root_dir, ()), (os.path.join(root_dir, "checkpoints"), ("*_temp",))):
+        if removed := atomic_file.remove_stale_temporaries(directory, also=also):
+            logging.info("removed %d temporaries of an interrupted run in %s", removed, directory)
 
 
 def greedy_agreement(policy_dir: str, files: Sequence[str], max_examples: int = 100_000) -> float:

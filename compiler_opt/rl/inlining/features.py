@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 import gin
 import numpy as np
 
+from compiler_opt.rl import atomic_file
+
 BUCKETS_SUFFIX = ".buckets"
 
 # Keys of a trajectory record's feature lists that are not compiler features (docs/CONTRACTS.md).
@@ -66,13 +68,8 @@ def buckets_path(vocab_dir: str, feature: str) -> str:
 
 
 def write_buckets(path: str, quantiles: np.ndarray) -> None:
-    """Writes one `.buckets` file atomically (temp file, fsync, rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(f"{float(q)!r}\n" for q in quantiles)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Writes one `.buckets` file atomically (`atomic_file`): one quantile per line, as a Python float repr."""
+    atomic_file.write_text(path, "".join(f"{float(q)!r}\n" for q in quantiles))
 
 
 def read_buckets(path: str) -> np.ndarray:
