@@ -4,6 +4,7 @@ iterations, where the first learned policy becomes a baseline, guides exploratio
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from bench.testkit.injection import TINY_LOOP_BINDINGS as _TINY_LOOP_BINDINGS
+from compiler_opt import console
 from compiler_opt.rl import corpus, env, policies, saved_policy, splits
 from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
 from tests.gin_test_base import GinTestCase
@@ -46,9 +48,27 @@ def _bc_max(data_path, root_dir):
     )
 
 
-def test_one_iteration_trains_exports_evaluates_reports_and_resumes(default_corpus, tmp_path):
+# What must not reach a newcomer's console: error-level lines that are not errors (TensorFlow's C++ `E` lines, absl's
+# `E1201 ...` records), Gym's banner, the gin config dump and TensorFlow's INFO records.
+_NOISE = re.compile(r"^(\S+ \S+: [EWI] |[EI]\d{4} |Gym has been unmaintained|# Parameters for|INFO:tensorflow)", re.M)
+
+
+def _assert_console_shows_steps_only(run, root):
+    """The console (progress bars are off here) has one line per step and nothing of _NOISE; the log file has all."""
+    assert _NOISE.findall(run.stderr) == []
+    steps = run.stderr.splitlines()
+    assert any(line.startswith("iteration 1: training") for line in steps), run.stderr
+    assert any(re.match(r"iteration 1: train \S+, validation \d\.\d{4}", line) for line in steps), run.stderr
+    assert len(steps) <= 12, run.stderr
+    with open(os.path.join(root, console.LOG_DIRNAME, "bc_max.INFO")) as f:
+        log = f.read()
+    assert "gin config:" in log and "run.iterations = 3" in log and "iteration 1: training" in log
+
+
+def test_one_iteration_trains_exports_evaluates_reports_and_resumes_on_a_clean_console(default_corpus, tmp_path):
     root = str(tmp_path / "bcmax")
     first = _bc_max(default_corpus, root)
+    _assert_console_shows_steps_only(first, root)
     assert "report.md" in first.stdout.splitlines()[-1]
     for title in ("train", "validation", "test: unseen codebases", "test: unseen files"):
         assert title in first.stdout, title

@@ -10,14 +10,15 @@ Input: an MLGO corpus, split by codebase (gin: splits.SplitPolicy; see compiler_
 --root_dir: iteration_<t>/ (trajectories, model/saved_policy in MLGO layout, per-module evaluation CSVs per part),
 report.md with PNG plots, results.json. The last lines printed are the results table (train, validation, test on
 unseen codebases, test on unseen files) and the chosen iteration's test figures by codebase.
-Rerunning the same command resumes after the last finished step.
+Rerunning the same command resumes after the last finished step. The console shows one line per step, progress
+bars, warnings and the table; the full log is root_dir/logs/bc_max.INFO.
 """
 
 import os
 
 from absl import app, flags, logging
 
-from compiler_opt import gin_setup
+from compiler_opt import console, gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.rl import module_selection
 from compiler_opt.rl.imitation_learning import bc_max_lib, report
@@ -39,9 +40,11 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 
 def main(argv):
     del argv
+    log_file = console.log_to_file(_ROOT_DIR.value, "bc_max")
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     module_splits = module_selection.load_splits(_DATA_PATH.value, _MAX_MODULES.value)
     logging.info("split by codebase:\n%s", module_splits.describe())
+    logging.info("full log: %s", log_file, extra=console.STEP)
     overrides = {
         k: v
         for k, v in (

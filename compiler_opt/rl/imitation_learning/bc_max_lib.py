@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 import gin
 from absl import logging
 
+from compiler_opt import console
 from compiler_opt.rl import atomic_file, evaluate_policy_lib, generate_vocab_lib, policies, splits
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 from compiler_opt.rl.imitation_learning import profiles as profiles_lib
@@ -156,13 +157,21 @@ def run(
         model_dir = os.path.join(it_dir, "model")
         if os.path.exists(done_path):
             result = IterationResult.read(done_path)
-            logging.info("iteration %d already done: validation ratio %s", t, result.ratio(splits.VALIDATION))
+            logging.info(
+                "iteration %d already done: validation ratio %s", t, result.ratio(splits.VALIDATION), extra=console.STEP
+            )
         else:
             atomic_file.remove_stale_temporaries(it_dir)
             start = time.monotonic()
             current = (*baselines, *learned)
             explorer = learned[-1] if learned else first_exploration_policy
-            logging.info("iteration %d: baselines %s, exploration guided by %s", t, current, explorer)
+            logging.info(
+                "iteration %d: collecting with baselines %s, exploration guided by %s",
+                t,
+                ", ".join(current),
+                explorer,
+                extra=console.STEP,
+            )
             traj_dir = os.path.join(it_dir, "trajectories")
             summary = collection.collect(
                 module_splits.train,
@@ -188,6 +197,7 @@ def run(
                 )
             records = os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")
             vocab_dir = os.path.join(root_dir, "vocab") if not regenerate_vocab else os.path.join(it_dir, "vocab")
+            logging.info("iteration %d: training", t, extra=console.STEP)
             if not os.path.exists(os.path.join(vocab_dir, ".complete")):
                 _build_vocab(records, vocab_dir)
             training = weighted_bc_trainer_lib.train(
@@ -197,6 +207,7 @@ def run(
                 profiles_path=os.path.join(traj_dir, collection.PROFILES_FILE),
             )
             policy = "saved:" + training.saved_policy_dir
+            logging.info("iteration %d: evaluating the learned policy", t, extra=console.STEP)
             evaluated = [*(module_splits.train if evaluate_train else ()), *held_out]
             evaluations = _evaluate(module_splits, evaluated, policy, executor, cache_dir, it_dir, progress)
             oracle_sizes = {
@@ -218,11 +229,12 @@ def run(
                 "iteration %d: %s",
                 t,
                 ", ".join(f"{p} {_fmt(result.ratio(p))}" for p in splits.PARTS),
+                extra=console.STEP,
             )
         results.append(result)
         learned.append(result.policy)
         if _should_stop(results, patience):
-            logging.info("validation size has not improved for %d iteration(s): stopping", patience)
+            logging.info("validation size has not improved for %d iteration(s): stopping", patience, extra=console.STEP)
             break
     return results
 

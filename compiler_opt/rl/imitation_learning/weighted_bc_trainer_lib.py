@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from compiler_opt import console
 from compiler_opt.rl import atomic_file, policy_saver, saved_policy
 from compiler_opt.rl.imitation_learning import policy_network, profiles, training_weights, trajectory_dataset
 from compiler_opt.rl.inlining import features as features_lib
@@ -113,7 +114,7 @@ class WeightedBCTrainer:
                     f"checkpoint {latest} does not fit this network (other features or layer sizes?): {e}. "
                     "Train into a new root_dir or delete its checkpoints/."
                 ) from None
-            logging.info("Resumed from %s at step %d", latest, int(self.step.numpy()))
+            logging.info("Resumed from %s at step %d", latest, int(self.step.numpy()), extra=console.STEP)
         return int(self.step.numpy())
 
     @tf.function
