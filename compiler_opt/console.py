@@ -10,9 +10,12 @@ extra=console.STEP)`); it is printed as its bare message, and also goes to the l
 
 from __future__ import annotations
 
+import contextlib
 import logging as std_logging
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 
 from absl import flags, logging
 
@@ -49,3 +52,29 @@ def log_to_file(run_dir: str, program: str) -> str:
             tf_logger.removeHandler(handler)
     std_logging.captureWarnings(True)
     return os.path.join(log_dir, f"{program}.INFO")
+
+
+@contextlib.contextmanager
+def stderr_to_log(what: str) -> Iterator[None]:
+    """Sends what C/C++ code writes straight to file descriptor 2 inside the block (e.g. the TF Lite converter's
+    "Summary on the non-converted ops") to the log at INFO, labelled `what`, instead of the console; if the block
+    raises, to the log at ERROR (so also to the console). The descriptor is the process's: use it around one library
+    call, not around work that reports progress from other threads."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = False
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace").strip()
+            if text:
+                logging.log(logging.ERROR if failed else logging.INFO, "%s wrote to stderr:\n%s", what, text)

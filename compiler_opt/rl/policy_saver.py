@@ -31,6 +31,7 @@ from absl import logging
 from tf_agents.policies import actor_policy, greedy_policy
 from tf_agents.policies import policy_saver as tfa_policy_saver
 
+from compiler_opt import console
 from compiler_opt.rl import atomic_file, saved_policy
 from compiler_opt.rl.imitation_learning import policy_network
 
@@ -113,7 +114,9 @@ def write_tflite(saved_model_dir: str, path: str | None = None) -> str:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[ACTION_SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True
-    atomic_file.write_bytes(path, converter.convert())
+    with console.stderr_to_log("the TF Lite converter"):
+        model = converter.convert()
+    atomic_file.write_bytes(path, model)
     return path
 
 
