@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -366,27 +367,38 @@ def _run_measured(argv: Sequence[str], cwd: str, timeout_s: float, max_cpu_s: fl
         proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError as e:
         return "failed", f"cannot run {argv[0]}: {e}", 0.0
-    stopped = []
+    stopped: list[str] = []
+    reaped = threading.Event()
+    lock = threading.Lock()
 
     def watch():
         deadline = time.monotonic() + timeout_s
-        while proc.returncode is None and not stopped:
+        while not reaped.wait(0.25):
             if time.monotonic() > deadline:
-                stopped.append(f"stopped after {timeout_s} s of wall time")
+                why = f"stopped after {timeout_s} s of wall time"
             elif _cpu_seconds(proc.pid) > max_cpu_s:
-                stopped.append(f"stopped after more than {max_cpu_s} s of CPU")
+                why = f"stopped after more than {max_cpu_s} s of CPU"
             else:
-                time.sleep(0.25)
                 continue
-            proc.kill()
+            # os.kill, not proc.kill: Popen.kill may reap the child itself, and then wait4 below fails.
+            with lock:
+                if not reaped.is_set():
+                    stopped.append(why)
+                    os.kill(proc.pid, signal.SIGKILL)
+            return
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
         stderr = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        # Wait for the exit without reaping, so that the pid stays valid for the watcher's kill.
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        with lock:
+            reaped.set()
+            _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
+        reaped.set()
         proc.stderr.close()
     watcher.join()
     cpu = usage.ru_utime + usage.ru_stime
@@ -468,10 +480,14 @@ def build_corpus_v2(
         bar_lock = threading.Lock()
 
         def one(item, bar=bar, bar_lock=bar_lock):
-            result = _compile_tu(item[0], item[1], opt_flags, tools, max_compile_seconds, compile_timeout_s)
-            with bar_lock:
-                bar.update(1)
-            return result
+            try:
+                return _compile_tu(item[0], item[1], opt_flags, tools, max_compile_seconds, compile_timeout_s)
+            except (OSError, subprocess.SubprocessError) as e:  # Not the TU's fault: nothing recorded, retried.
+                logging.warning("%s: %s: %s; it will be retried by the next build", item[0].codebase.name, item[1], e)
+                return None
+            finally:
+                with bar_lock:
+                    bar.update(1)
 
         try:
             extract_corpus_lib.parallel_map(one, work, jobs)
