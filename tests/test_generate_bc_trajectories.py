@@ -56,7 +56,7 @@ def _feature_names(out):
     path = glob.glob(os.path.join(out, "records", "*.tfrecord"))[0]
     raw = next(iter(tf.data.TFRecordDataset(path)))
     example = tf.train.SequenceExample.FromString(raw.numpy())
-    return [k for k in example.feature_lists.feature_list if k not in ("action", "reward", "label")]
+    return [k for k in example.feature_lists.feature_list if k not in trajectories.NON_FEATURE_LISTS]
 
 
 def test_each_selected_trajectory_is_the_smallest_of_all_compiles(collected, small_modules):

@@ -18,8 +18,9 @@ _FEATURES = ("callee_basic_block_count", "cost_estimate", "threshold")
 
 
 def _random_inputs(rng, n):
-    return [{name: int(v) for name, v in zip(_FEATURES, rng.integers(-50, 300, len(_FEATURES)), strict=True)}
-            for _ in range(n)]  # fmt: skip
+    """n random feature vectors, with the `inlining_default` every exported policy accepts (and ignores)."""
+    names = (*_FEATURES, "inlining_default")
+    return [{name: int(v) for name, v in zip(names, rng.integers(-50, 300, len(names)), strict=True)} for _ in range(n)]
 
 
 class ExportedPolicyTest(GinTestCase):
@@ -84,7 +85,8 @@ class ExportedPolicyTest(GinTestCase):
         interpreter = tf.lite.Interpreter(model_path=os.path.join(self.saved, "model.tflite"))
         runner = interpreter.get_signature_runner("action")
         self.assertEqual(
-            set(interpreter.get_signature_list()["action"]["inputs"]), {*_FEATURES, "step_type", "reward", "discount"}
+            set(interpreter.get_signature_list()["action"]["inputs"]),
+            {*_FEATURES, "inlining_default", "step_type", "reward", "discount"},
         )
         got = []
         for x in self.inputs:

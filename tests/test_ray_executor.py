@@ -91,7 +91,7 @@ def _records(out):
     paths = sorted(glob.glob(os.path.join(out, "records", "*.tfrecord")))
     raw = [r.numpy() for path in paths for r in tf.data.TFRecordDataset(path)]
     first = tf.train.SequenceExample.FromString(raw[0])
-    names = [k for k in first.feature_lists.feature_list if k not in ("action", "reward", "label")]
+    names = [k for k in first.feature_lists.feature_list if k not in trajectories.NON_FEATURE_LISTS]
     context_spec, sequence_spec = trajectories.parsing_spec(names)
     result = {}
     for r in raw:

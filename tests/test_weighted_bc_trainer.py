@@ -68,7 +68,8 @@ class TrainedPolicyTest(GinTestCase):
             action = tf.saved_model.load(policy_dir).signatures["action"]
             inputs = action.structured_input_signature[1]
             expected = {"step_type": tf.int32, "reward": tf.float32, "discount": tf.float32}
-            expected.update({name: tf.int64 for name in _POLICY_FEATURES})
+            # `inlining_default` is accepted but not read, as by MLGO's policies.
+            expected.update({name: tf.int64 for name in (*_POLICY_FEATURES, "inlining_default")})
             self.assertEqual({name: spec.dtype for name, spec in inputs.items()}, expected)
             self.assertTrue(all(spec.shape == [1] for spec in inputs.values()))
             self.assertEqual(list(action.structured_outputs), ["inlining_decision"])
@@ -86,7 +87,7 @@ class TrainedPolicyTest(GinTestCase):
 
     def test_greedy_policy_takes_raw_int64_features(self):
         action = tf.saved_model.load(self.result.saved_policy_dir).signatures["action"]
-        feeds = {name: tf.constant([5], tf.int64) for name in _POLICY_FEATURES}
+        feeds = {name: tf.constant([5], tf.int64) for name in (*_POLICY_FEATURES, "inlining_default")}
         step = {"step_type": tf.constant([0]), "reward": tf.constant([0.0]), "discount": tf.constant([1.0])}
         decisions = {}
         for cost in (-25, 1000):

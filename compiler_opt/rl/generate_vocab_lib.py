@@ -1,9 +1,10 @@
 """Per-feature quantiles ("vocab") of trajectory records, in MLGO's `.buckets` format.
 
-For every int64 feature list of the records except `action` and `label`, writes `<output_dir>/<feature>.buckets`:
-`num_buckets` floats, one per line, the quantiles at evenly spaced probabilities 0, 1/(n-1), ..., 1 of a sample of
-the feature's values (numpy's linear interpolation). The sample is the decisions of whole records, read from the
-shards in a seeded random order until `max_decisions` are collected, so the tool runs in seconds on large data.
+For every numeric feature list of the records except `action` (or MLGO's `inlining_decision`), `label` and `reward`,
+writes `<output_dir>/<feature>.buckets`: `num_buckets` floats, one per line, the quantiles at evenly spaced
+probabilities 0, 1/(n-1), ..., 1 of a sample of the feature's values (numpy's linear interpolation). The sample is
+the decisions of whole records, read from the shards in a seeded random order until `max_decisions` are collected,
+so the tool runs in seconds on large data.
 """
 
 from __future__ import annotations
@@ -46,10 +47,14 @@ class VocabResult:
 
 
 def sample_decisions(
-    files: Sequence[str], names: Sequence[str], max_decisions: int, seed: int
+    files: Sequence[str],
+    names: Sequence[str],
+    max_decisions: int,
+    seed: int,
+    layout: trajectory_dataset.RecordLayout | None = None,
 ) -> dict[str, np.ndarray]:
-    """Values {name: int64 [N]} of up to about max_decisions decisions (whole records, shards in seeded order)."""
-    dataset = trajectory_dataset.decisions(files, names, seed=seed, cycle_length=16)
+    """Values {name: [N]} of up to about max_decisions decisions (whole records, shards in seeded order)."""
+    dataset = trajectory_dataset.decisions(files, names, seed=seed, cycle_length=16, layout=layout)
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     total = 0
     for batch in dataset.as_numpy_iterator():
@@ -72,9 +77,10 @@ def generate_vocab(trajectories: Sequence[str], output_dir: str, config: VocabCo
     if config.num_buckets < 1 or config.max_decisions < 1:
         raise ValueError(f"num_buckets and max_decisions must be positive: {config}")
     files = trajectory_dataset.list_trajectory_files(trajectories)
+    layout = trajectory_dataset.record_layout(files)
     names = tuple(n for n in trajectory_dataset.record_feature_names(files) if n not in NOT_FEATURES)
     try:
-        sample = sample_decisions(files, names, config.max_decisions, config.seed)
+        sample = sample_decisions(files, names, config.max_decisions, config.seed, layout)
     except tf.errors.DataLossError as e:
         raise trajectory_dataset.unreadable_files_error(files, e) from None
     n = len(sample[names[0]])

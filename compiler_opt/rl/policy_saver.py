@@ -2,9 +2,12 @@
 
 `export_policies(network, output_dir)` writes, for the greedy policy (`saved_policy/`) and the stochastic one
 (`collect_policy/`), each into a directory of its own:
-  saved_model.pb, variables/   TF-Agents PolicySaver SavedModel (batch size 1, flat input names). Signature `action`:
+  saved_model.pb, variables/   TF-Agents PolicySaver SavedModel (batch size 1, flat input names); the greedy one has
+                               no `distribution` (it loads with plain `tf.saved_model.load`), the collect one's is a
+                               tfp Categorical (as MLGO's). Signature `action`:
                                step_type int32 [1], reward float32 [1], discount float32 [1], one int64 [1] input per
-                               feature (clang's names) -> `inlining_decision` int64 [1]. Extra function
+                               feature (clang's names; also `inlining_default`, accepted and ignored as in MLGO's
+                               policies unless the policy reads it) -> `inlining_decision` int64 [1]. Extra function
                                `normalize_observation`: {feature: int64 [B]} -> the network's input float32 [B, D].
   output_spec.json             [{"logging_name": "inlining_decision", "tensor_spec": {"name": OP, "port": N,
                                "type": "int64_t", "shape": [1]}}]: OP:N is the tensor the `action` SignatureDef of
@@ -22,12 +25,14 @@ Both trainers export through this module: weighted BC (rl/imitation_learning/wei
 from __future__ import annotations
 
 import json
+import logging as logging_lib
 import os
 import warnings
 
+import tensorflow as tf
 from absl import logging
 
-# tf_agents registers gin configurables when imported: import it here, before a binary parses and locks its config.
+# tf_agents registers gin configurables when imported, so it is imported here, before a binary locks its gin config.
 from tf_agents.policies import actor_policy, greedy_policy
 from tf_agents.policies import policy_saver as tfa_policy_saver
 
@@ -108,7 +113,6 @@ def write_output_spec(saved_model_dir: str) -> str:
 def write_tflite(saved_model_dir: str, path: str | None = None) -> str:
     """Converts the SavedModel's `action` signature to TF Lite (builtin ops; custom ops allowed, as MLGO does) and
     writes it to `path` (default `saved_model_dir/model.tflite`); returns the path."""
-    import tensorflow as tf
 
     path = path or os.path.join(saved_model_dir, TFLITE_FILENAME)
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[ACTION_SIGNATURE])
@@ -120,6 +124,27 @@ def write_tflite(saved_model_dir: str, path: str | None = None) -> str:
     return path
 
 
+class _GreedyPolicy(greedy_policy.GreedyPolicy):
+    """TF-Agents' greedy policy without a `distribution`: PolicySaver then saves a `distribution` that fails when
+    called, and the SavedModel holds no TensorFlow Probability type, so plain `tf.saved_model.load` reads it with
+    nothing else imported (GreedyPolicy's own distribution is a tf_agents type that needs tf_agents to reload).
+    Probabilities come from the sibling collect_policy."""
+
+    def _action(self, time_step, policy_state, seed):
+        step = super()._distribution(time_step, policy_state)
+        return step._replace(action=tf.nest.map_structure(lambda d: d.loc, step.action))
+
+    def _distribution(self, time_step, policy_state):
+        raise NotImplementedError("the greedy saved_policy has no distribution; load collect_policy for one")
+
+
+class _SkipDistributionWarning(logging_lib.Filter):
+    """Drops PolicySaver's warning that `_GreedyPolicy` has no distribution (that is intended)."""
+
+    def filter(self, record):
+        return "Could not serialize policy.distribution()" not in record.getMessage()
+
+
 def export_policies(network, output_dir: str, train_step=None) -> tuple[str, str]:
     """Writes output_dir/saved_policy (greedy) and output_dir/collect_policy (stochastic), each with the files of
     the module docstring, for `network` (an `InliningPolicyNetwork`); train_step: a tf int64 Variable saved as the
@@ -128,11 +153,11 @@ def export_policies(network, output_dir: str, train_step=None) -> tuple[str, str
     atomic_file.remove_stale_temporaries(output_dir)  # e.g. the staged exports of a killed run
     feature_names = network.normalization.feature_names
     collect = actor_policy.ActorPolicy(
-        time_step_spec=policy_network.time_step_spec(feature_names),
+        time_step_spec=policy_network.time_step_spec(policy_network.input_feature_names(feature_names)),
         action_spec=policy_network.action_spec(),
         actor_network=network,
     )
-    policies = {SAVED_POLICY_DIR: greedy_policy.GreedyPolicy(collect), COLLECT_POLICY_DIR: collect}
+    policies = {SAVED_POLICY_DIR: _GreedyPolicy(collect), COLLECT_POLICY_DIR: collect}
     weights = network.dense_weights()
     written = []
     for dirname, policy in policies.items():
@@ -150,7 +175,12 @@ def export_policies(network, output_dir: str, train_step=None) -> tuple[str, str
                 warnings.filterwarnings(
                     "ignore", message="Encoding a StructuredValue with type tfp", category=UserWarning
                 )
-                saver.save(tmp)
+                skip = _SkipDistributionWarning()
+                logging.get_absl_logger().addFilter(skip)
+                try:
+                    saver.save(tmp)
+                finally:
+                    logging.get_absl_logger().removeFilter(skip)
             write_output_spec(tmp)
             write_tflite(tmp)
             saved_policy.FastPolicyParams(

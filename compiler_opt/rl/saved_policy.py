@@ -197,14 +197,26 @@ class _NumpyLogits:
         return h
 
 
+def register_distribution_types() -> None:
+    """Registers the TensorFlow Probability types a PolicySaver SavedModel may refer to (the Categorical of MLGO's
+    policies and of every collect_policy; the Deterministic of TF-Agents' greedy policies), so that
+    `tf.saved_model.load` can read them. tfp registers a distribution's saved type when the first instance is built,
+    not when it is imported."""
+    import tensorflow_probability as tfp
+
+    tfp.distributions.Categorical(logits=[0.0, 0.0])
+    tfp.distributions.Deterministic(loc=0.0)
+
+
 class _SavedModelBackend:
     """The SavedModel itself: `action` signature for decisions, a categorical `distribution` for probabilities."""
 
     def __init__(self, path: str):
         import tensorflow as tf
-        import tensorflow_probability as tfp  # registers the distribution types the SavedModel refers to
+        import tensorflow_probability as tfp
 
         self._tf, self._tfp = tf, tfp
+        register_distribution_types()
         try:
             self._model = tf.saved_model.load(path)
         except (OSError, ValueError, IndexError, tf.errors.OpError) as e:  # IndexError: truncated variables
@@ -262,14 +274,15 @@ class _SavedModelBackend:
         return dist if isinstance(dist, self._tfp.distributions.Categorical) else None
 
     def prob_inline(self, row: np.ndarray) -> float:
-        """P(inline) from the saved `distribution` when it is categorical; for a greedy policy, from the sibling
-        `collect_policy` of the MLGO layout when there is one; else the greedy action as 0 or 1."""
+        """P(inline) from the sibling `collect_policy` of the MLGO layout when there is one (a greedy policy's own
+        distribution puts all mass on its decision); else from the saved `distribution` when it is categorical; else
+        the greedy action as 0 or 1."""
         if self._prob_model is None:
             self._prob_model = False
             sibling = os.path.join(os.path.dirname(self._path), "collect_policy")
             candidates = [lambda: self._model]
             if os.path.isfile(os.path.join(sibling, "saved_model.pb")) and sibling != self._path:
-                candidates.append(lambda: self._tf.saved_model.load(sibling))
+                candidates.insert(0, lambda: self._tf.saved_model.load(sibling))
             for load in candidates:
                 try:
                     model = load()

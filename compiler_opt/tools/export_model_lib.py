@@ -2,11 +2,13 @@
 
 Input: an MLGO `saved_policy` (docs/CONTRACTS.md): a TF-Agents PolicySaver SavedModel whose `action` signature takes
 int64 [1] inputs named by clang's features (plus `step_type`, `reward`, `discount`) and returns `inlining_decision`
-(int64 [1]).
+(int64 [1]); this project's trainers and MLGO's `weighted_bc_trainer` both write one.
 
 Output directory (assembled under a temporary name next to it, then renamed into place):
   saved_model/            SavedModel (tag `serve`) for both deployment routes, and output_spec.json. Signature `action`:
-                          one int64 [1] input per feature the policy declares, output `inlining_decision` int64 [1].
+                          one int64 [1] input per feature the policy's graph reads (inputs it accepts but ignores,
+                          such as MLGO's `inlining_default`, are left out), output `inlining_decision` int64 [1];
+                          output_spec.json names the graph tensor of that output (compiler_opt/rl/policy_saver.py).
                           The policy's graph, frozen (weights as constants), with the time-step inputs fixed
                           (step_type=1, reward=0, discount=1, as compiler_opt.rl.saved_policy feeds them) and repeated
                           quantiles merged (`deduplicate_bucketize`): same decisions, ~10x cheaper. LLVM's own route:
@@ -47,7 +49,7 @@ import gin
 import numpy as np
 from absl import logging
 
-from compiler_opt.rl import atomic_file, protocol
+from compiler_opt.rl import atomic_file, policy_saver, protocol, saved_policy
 
 PLUGIN_FILENAME = "libbcmax_inliner.so"
 MANIFEST_FILENAME = "export.json"
@@ -200,9 +202,9 @@ def write_model(policy_dir: str, output_dir: str, *, probes: int = 64) -> Deploy
     original policy's decisions. Raises ExportError naming the file and the problem.
     """
     import tensorflow as tf
-    import tensorflow_probability  # noqa: F401  (registers the distribution types PolicySaver models refer to)
     from tensorflow.python.framework import convert_to_constants
 
+    saved_policy.register_distribution_types()
     try:
         policy = tf.saved_model.load(policy_dir)
     except (OSError, ValueError, tf.errors.OpError) as e:
@@ -244,11 +246,15 @@ def write_model(policy_dir: str, output_dir: str, *, probes: int = 64) -> Deploy
     frozen = convert_to_constants.convert_variables_to_constants_v2(decide.get_concrete_function())
     graph_def = frozen.graph.as_graph_def()
     boundaries = deduplicate_bucketize(graph_def)
-    feeds = {name: tensor.name for name, tensor in zip(features, frozen.inputs, strict=True)}
-    _save_graph(graph_def, feeds, frozen.outputs[0].name, output_dir)
-    with open(os.path.join(output_dir, "output_spec.json"), "w") as f:
-        json.dump([{"logging_name": ADVICE_NAME, "tensor_spec": {
-            "name": ADVICE_NAME, "port": 0, "type": "int64_t", "shape": [1]}}], f, indent=1)  # fmt: skip
+    fetch = frozen.outputs[0].name
+    used = {n.name for n in tf.compat.v1.graph_util.extract_sub_graph(graph_def, [fetch.split(":")[0]]).node}
+    feeds = {name: tensor.name for name, tensor in zip(features, frozen.inputs, strict=True) if tensor.op.name in used}
+    unread = sorted(set(features) - set(feeds))
+    if unread:
+        # E.g. `inlining_default`, which MLGO's policies (and this project's) accept and ignore.
+        logging.info("The policy accepts but does not read %s; the deployable model does not take them", unread)
+    _save_graph(graph_def, feeds, fetch, output_dir)
+    policy_saver.write_output_spec(output_dir)
 
     exported = tf.saved_model.load(output_dir).signatures["action"]
     rng = np.random.default_rng(0)
@@ -259,13 +265,13 @@ def write_model(policy_dir: str, output_dir: str, *, probes: int = 64) -> Deploy
             for name, v in zip(features, rng.integers(-scale, scale, len(features)), strict=True)
         }
         want = int(action(**values, **time_step_feeds)[ADVICE_NAME].numpy().reshape(-1)[0])
-        got = int(exported(**values)[ADVICE_NAME].numpy()[0])
+        got = int(exported(**{k: v for k, v in values.items() if k in feeds})[ADVICE_NAME].numpy()[0])
         if want != got:
             raise ExportError(
                 f"{output_dir}: the deployable model decides {got} where {policy_dir} decides {want} for "
                 f"{ {k: int(v.numpy()[0]) for k, v in values.items()} }"
             )
-    return DeployableModel(features=features, quantile_boundaries=boundaries)
+    return DeployableModel(features=tuple(sorted(feeds)), quantile_boundaries=boundaries)
 
 
 def deduplicate_bucketize(graph_def) -> tuple[int, int]:

@@ -3,11 +3,14 @@
 Usage:
   python -m compiler_opt.tools.generate_vocab \
       --input='collect/records/*.tfrecord' --output_dir=collect/vocab \
-      [--gin_bindings='generate_vocab.VocabConfig.num_buckets=1000']
+      [--num_buckets=1000]
 
 Input: TFRecord shards of trajectory SequenceExamples (docs/CONTRACTS.md). Output: `<output_dir>/<feature>.buckets`
-for every int64 feature list except `action` and `label`: one float per line, 1000 quantiles by default (MLGO format).
+for every numeric feature list except `action` and `label`: one float per line, `--num_buckets` quantiles (default:
+`generate_vocab.VocabConfig.num_buckets`, 1000). MLGO's records (`action` or `inlining_decision`) are read too.
 """
+
+import dataclasses
 
 import gin
 from absl import app, flags, logging
@@ -16,6 +19,9 @@ from compiler_opt.rl import generate_vocab_lib
 
 _INPUT = flags.DEFINE_list("input", None, "TFRecord files or glob patterns, comma-separated.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for the .buckets files (created if missing).")
+_NUM_BUCKETS = flags.DEFINE_integer(
+    "num_buckets", None, "Quantiles per feature (MLGO's flag); overrides generate_vocab.VocabConfig.num_buckets."
+)
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings overriding the files.")
 
@@ -24,7 +30,10 @@ def main(argv):
     del argv
     gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
     logging.info("gin config:\n%s", gin.config_str())
-    result = generate_vocab_lib.generate_vocab(_INPUT.value, _OUTPUT_DIR.value)
+    config = generate_vocab_lib.VocabConfig()
+    if _NUM_BUCKETS.value is not None:
+        config = dataclasses.replace(config, num_buckets=_NUM_BUCKETS.value)
+    result = generate_vocab_lib.generate_vocab(_INPUT.value, _OUTPUT_DIR.value, config)
     print(
         f"wrote {len(result.features)} .buckets files to {result.output_dir} from {result.decisions_sampled} decisions"
     )

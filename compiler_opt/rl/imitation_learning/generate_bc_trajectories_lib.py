@@ -11,6 +11,9 @@ Output directory layout:
   records/<module-key>.tfrecord   one SequenceExample (see trajectories.py) for each module with >= 1 decision
   profiles/<module-key>.json      the module's ModuleProfile; its presence marks the module as done
   profiles.jsonl                  all profiles, sorted by module (rewritten at the end of every run)
+  profile_max.json, profile_pol.json
+                                  the same in MLGO's format (profiles.write_mlgo): each module's best trajectory, and
+                                  the last baseline's (MLGO's `_pol`: the policy being evaluated, listed last)
   summary.json                    counts, oracle and stock -Oz totals, wall time
 """
 
@@ -312,6 +315,7 @@ def collect(
     wanted = {m.name for m in modules}
     selected = [p for name, p in done.items() if name in wanted]
     profiles.write_jsonl(os.path.join(output_dir, PROFILES_FILE), selected)
+    profiles.write_mlgo(output_dir, selected, baselines[-1].name if baselines else None)
     summary = summarize(selected)
     summary.update(
         collected_now=len(jobs),

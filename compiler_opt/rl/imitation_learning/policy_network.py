@@ -22,6 +22,9 @@ from compiler_opt.rl.inlining import task
 
 # Activations the numpy fast path (compiler_opt/rl/saved_policy.py) can evaluate.
 SUPPORTED_ACTIVATIONS = ("relu", "tanh")
+# Inputs every policy accepts without reading them, as MLGO's policies do: clang's own decision, which only
+# interactive mode sends. With it the `action` signature takes exactly MLGO's inputs.
+UNREAD_INPUTS = ("inlining_default",)
 
 
 def observation_spec(feature_names: Sequence[str]) -> dict[str, tf.TensorSpec]:
@@ -37,9 +40,15 @@ def action_spec() -> tensor_spec.BoundedTensorSpec:
     return tensor_spec.BoundedTensorSpec(shape=(), dtype=tf.int64, minimum=0, maximum=1, name=task.ADVICE_NAME)
 
 
+def input_feature_names(feature_names: Sequence[str]) -> tuple[str, ...]:
+    """The observation inputs of a policy reading `feature_names`: those plus UNREAD_INPUTS, sorted."""
+    return tuple(sorted(set(feature_names) | set(UNREAD_INPUTS)))
+
+
 class InliningPolicyNetwork(network.Network):
     """Quantile normalization, then Dense layers (`hidden_units`, `activation`), then Dense(2) logits.
-    Glorot-uniform initial kernels seeded from `seed`, zero biases."""
+    Glorot-uniform initial kernels seeded from `seed`, zero biases. Its input spec is
+    `input_feature_names(normalization.feature_names)`: the features it reads plus the UNREAD_INPUTS it ignores."""
 
     def __init__(
         self,
@@ -51,7 +60,11 @@ class InliningPolicyNetwork(network.Network):
     ):
         if activation not in SUPPORTED_ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {SUPPORTED_ACTIVATIONS}")
-        super().__init__(input_tensor_spec=observation_spec(normalization.feature_names), state_spec=(), name=name)
+        super().__init__(
+            input_tensor_spec=observation_spec(input_feature_names(normalization.feature_names)),
+            state_spec=(),
+            name=name,
+        )
         self.normalization = normalization
         self.activation = activation
         self._normalize = normalization.keras_layer()

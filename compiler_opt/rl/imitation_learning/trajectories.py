@@ -1,9 +1,13 @@
 """The trajectory record: one `tf.train.SequenceExample` per module (the format MLGO's trainers read).
 
-context:       module_name (bytes), policy_name (bytes: the baseline or exploration that produced it)
-feature_lists: one int64 feature list per clang feature, under clang's name (1 value per step, T steps);
-               action (int64: the decision played), reward (float: module text size in bytes, same every step),
-               label (int64: the module's size bucket, same every step).
+feature_lists (T steps, one value per step in each list):
+               one int64 list per clang feature, under clang's name; action (int64: the decision played);
+               reward (float: module text size in bytes, same every step); label (int64: the module's size bucket,
+               same every step); module_name (bytes, same every step). This is what MLGO's imitation-learning
+               trainer parses: every list as a `FixedLenSequenceFeature` of shape [] (features, action and label
+               int64, module_name string).
+context:       module_name (bytes), policy_name (bytes: the baseline or exploration that produced it). MLGO writes
+               no context and ignores it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from compiler_opt.rl import env
+
+# Feature lists of a record that are not compiler features.
+NON_FEATURE_LISTS = ("action", "reward", "label", "module_name")
 
 
 def to_sequence_example(result: env.CompileResult, label: int) -> tf.train.SequenceExample:
@@ -31,6 +38,7 @@ def to_sequence_example(result: env.CompileResult, label: int) -> tf.train.Seque
         ("action", "int64_list", result.actions.tolist()),
         ("reward", "float_list", [float(result.text_size)] * result.horizon),
         ("label", "int64_list", [int(label)] * result.horizon),
+        ("module_name", "bytes_list", [result.module.encode()] * result.horizon),
     ):
         feature_list = lists[name]
         for v in values:
@@ -48,4 +56,5 @@ def parsing_spec(feature_names):
     sequence["action"] = tf.io.FixedLenSequenceFeature([1], tf.int64)
     sequence["reward"] = tf.io.FixedLenSequenceFeature([1], tf.float32)
     sequence["label"] = tf.io.FixedLenSequenceFeature([1], tf.int64)
+    sequence["module_name"] = tf.io.FixedLenSequenceFeature([1], tf.string)
     return context, sequence

@@ -2,10 +2,16 @@
 int64 feature lists named by clang's features, `action` (int64), `reward` (float, text size in bytes) and `label`
 (int64, the module's size bucket) per step. Training reads the features, `action` and (for weights) `label`.
 Records are parsed several at a time with `tf.io.parse_sequence_example` and flattened to one example per decision.
+
+Records written by MLGO read the same way: its imitation-learning records (`action`), and the logs of its RL path
+and of LLVM's training logger, whose decision list is named after the policy's output, `inlining_decision`; that
+list is read as the decision (under the name `action`). A feature list stored as `float_list` is parsed as
+float32 (the network normalizes float32 values either way); `reward` and bytes lists are not features.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Callable, Sequence
@@ -13,7 +19,10 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 ACTION_KEY = "action"
+# The decision's list in MLGO's RL records and LLVM's training logs: the policy's output name.
+LOGGED_ACTION_KEY = "inlining_decision"
 LABEL_KEY = "label"
+REWARD_KEY = "reward"
 
 
 class TrajectoryError(ValueError):
@@ -33,26 +42,59 @@ def list_trajectory_files(patterns: Sequence[str]) -> list[str]:
     return sorted(set(files))
 
 
-def record_feature_names(files: Sequence[str]) -> tuple[str, ...]:
-    """Names of the int64 feature lists (including `action`) of the first record with at least one decision."""
+@dataclasses.dataclass(frozen=True)
+class RecordLayout:
+    """How the records store their decisions: `action_key` names the decision list (`action` or
+    `inlining_decision`); `float_lists` are the numeric lists other than `reward` stored as float_list; every other
+    numeric list is int64."""
+
+    action_key: str = ACTION_KEY
+    float_lists: tuple[str, ...] = ()
+
+    def stored_name(self, name: str) -> str:
+        """The list in the record that is read as `name` (`action` may be stored as `inlining_decision`)."""
+        return self.action_key if name == ACTION_KEY else name
+
+    def dtype(self, name: str):
+        return tf.float32 if self.stored_name(name) in self.float_lists else tf.int64
+
+
+def _layout_and_names(files: Sequence[str]) -> tuple[RecordLayout, tuple[str, ...]]:
     for path in files:
         try:
             for raw in tf.data.TFRecordDataset(path):
                 example = tf.train.SequenceExample.FromString(raw.numpy())
                 lists = example.feature_lists.feature_list
-                if ACTION_KEY not in lists or not lists[ACTION_KEY].feature:
+                action_key = next((k for k in (ACTION_KEY, LOGGED_ACTION_KEY) if k in lists and lists[k].feature), None)
+                if action_key is None:
                     if any(fl.feature for fl in lists.values()):
                         raise TrajectoryError(
-                            f"{path}: record has no `{ACTION_KEY}` feature list (docs/CONTRACTS.md); "
-                            "was it written by generate_bc_trajectories?"
+                            f"{path}: record has neither an `{ACTION_KEY}` nor an `{LOGGED_ACTION_KEY}` feature list "
+                            "(docs/CONTRACTS.md); was it written by generate_bc_trajectories or MLGO?"
                         )
                     continue
-                return tuple(
-                    sorted(name for name, fl in lists.items() if fl.feature[0].WhichOneof("kind") == "int64_list")
-                )
+                kinds = {name: fl.feature[0].WhichOneof("kind") for name, fl in lists.items() if fl.feature}
+                floats = tuple(sorted(n for n, k in kinds.items() if k == "float_list" and n != REWARD_KEY))
+                numeric = {n for n, k in kinds.items() if k == "int64_list"} | set(floats)
+                names = {ACTION_KEY if n == action_key else n for n in numeric}
+                if action_key != ACTION_KEY:
+                    names.discard(LOGGED_ACTION_KEY)
+                    names.add(ACTION_KEY)
+                return RecordLayout(action_key=action_key, float_lists=floats), tuple(sorted(names))
         except tf.errors.OpError as e:
             raise TrajectoryError(f"{path}: unreadable TFRecord file ({e.message})") from None
     raise TrajectoryError(f"no record with a decision in {len(files)} trajectory files, e.g. {files[0]}")
+
+
+def record_layout(files: Sequence[str]) -> RecordLayout:
+    """The layout of the first record with at least one decision."""
+    return _layout_and_names(files)[0]
+
+
+def record_feature_names(files: Sequence[str]) -> tuple[str, ...]:
+    """Names of the numeric feature lists (including `action`, whatever its stored name; not `reward`) of the first
+    record with at least one decision."""
+    return _layout_and_names(files)[1]
 
 
 def unreadable_files_error(files: Sequence[str], error: tf.errors.OpError) -> TrajectoryError:
@@ -72,14 +114,22 @@ def unreadable_files_error(files: Sequence[str], error: tf.errors.OpError) -> Tr
     )
 
 
-def decision_parser(int64_names: Sequence[str]):
-    """A function mapping serialized records [R] to {name: int64 [N]} over the N decisions of those records.
-    A record without decisions may lack every list; otherwise all lists must have one value per decision."""
+def decision_parser(int64_names: Sequence[str], layout: RecordLayout | None = None):
+    """A function mapping serialized records [R] to {name: [N]} over the N decisions of those records (int64, or
+    float32 for the layout's float lists). A record without decisions may lack every list; otherwise all lists must
+    have one value per decision."""
+    layout = layout or RecordLayout()
     names = tuple(int64_names)
-    spec = {name: tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True) for name in names}
+    spec = {
+        layout.stored_name(name): tf.io.FixedLenSequenceFeature([], layout.dtype(name), allow_missing=True)
+        for name in names
+    }
+    renamed = {layout.stored_name(name): name for name in names}
 
     def parse(serialized):
-        _, steps, lengths = tf.io.parse_sequence_example(serialized, sequence_features=spec)
+        _, stored, stored_lengths = tf.io.parse_sequence_example(serialized, sequence_features=spec)
+        steps = {renamed[k]: v for k, v in stored.items()}
+        lengths = {renamed[k]: v for k, v in stored_lengths.items()}
         checks = [
             tf.debugging.assert_equal(
                 lengths[name],
@@ -103,9 +153,11 @@ def decisions(
     repeat: bool = False,
     seed: int = 0,
     cycle_length: int = 4,
+    layout: RecordLayout | None = None,
 ) -> tf.data.Dataset:
     """Batches of decisions {name: [N]} (N varies), read from `files`; shuffled file order and interleaved reading
-    when `repeat` (forever) or when seed is not None, file order otherwise."""
+    when `repeat` (forever) or when seed is not None, file order otherwise. layout: how the records store their
+    lists (default: read from the first record with a decision)."""
     dataset = tf.data.Dataset.from_tensor_slices(list(files))
     if repeat or seed is not None:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -117,7 +169,7 @@ def decisions(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not repeat,
     )
-    parse = decision_parser(int64_names)
+    parse = decision_parser(int64_names, layout or record_layout(files))
     return dataset.batch(records_per_parse).map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not repeat)
 
 
@@ -133,14 +185,18 @@ def training_examples(
     repeat: bool = True,
     cache: bool = False,
     normalize: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
+    layout: RecordLayout | None = None,
 ) -> tf.data.Dataset:
     """Batches (features {name: int64 [B]}, action int64 [B], weight float32 [B]), weight = bucket_weights[label].
     With `normalize`, the features become normalize(features) (the network's normalized input), computed in the
     pipeline's parallel map. When all bucket weights are equal the `label` feature list is not read. With `repeat`:
     shuffled, forever, full batches only; without: every decision once, in file order. With `repeat` and `cache`,
     records are parsed once and their decisions kept in memory (8 bytes per feature per decision) for later epochs.
-    A label outside the weights fails the pipeline."""
+    A label outside the weights fails the pipeline. layout: how the records store their lists (default: read from
+    the first record); with float feature lists, the features are float32."""
     names = tuple(feature_names)
+    layout = layout or record_layout(files)
+    as_float = any(layout.dtype(name) == tf.float32 for name in names)
     weights = [float(w) for w in bucket_weights]
     uniform = len(set(weights)) == 1
     table = tf.constant(weights, tf.float32)
@@ -150,7 +206,7 @@ def training_examples(
         if uniform:
             weight = tf.fill(tf.shape(action), weights[0])
         else:
-            label = steps[LABEL_KEY]
+            label = tf.cast(steps[LABEL_KEY], tf.int64)
             message = (
                 f"a record's size-bucket label is outside the {len(weights)} buckets being weighted: collect and "
                 "train with the same `profiles.size_bucket.partitions`"
@@ -163,7 +219,8 @@ def training_examples(
             ):
                 weight = tf.gather(table, label)
         # One [N, F] tensor rather than F vectors: per-decision work in unbatch/shuffle/batch grows with components.
-        return tf.stack([steps[name] for name in names], axis=1), action, weight
+        columns = [tf.cast(steps[name], tf.float32) if as_float else steps[name] for name in names]
+        return tf.stack(columns, axis=1), tf.cast(action, tf.int64), weight
 
     def unpack(rows, action, weight):
         features = {name: rows[:, i] for i, name in enumerate(names)}
@@ -176,6 +233,7 @@ def training_examples(
         records_per_parse=records_per_parse,
         repeat=repeat and not cache,
         seed=seed if repeat else None,
+        layout=layout,
     )
     dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not repeat)
     if repeat and cache:

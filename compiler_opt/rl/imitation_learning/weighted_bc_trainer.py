@@ -18,7 +18,12 @@ from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib
 _TRAJECTORIES = flags.DEFINE_list("trajectories", None, "TFRecord files or glob patterns, comma-separated.")
 _VOCAB_DIR = flags.DEFINE_string("vocab_dir", None, "Directory of <feature>.buckets quantile files.")
 _ROOT_DIR = flags.DEFINE_string("root_dir", None, "Output directory (checkpoints, summaries, policies).")
-_PROFILES = flags.DEFINE_string("profiles", None, "profiles.jsonl for size-bucket weights; uniform if unset.")
+_PROFILES = flags.DEFINE_list(
+    "profiles",
+    None,
+    "profiles.jsonl for size-bucket weights, or MLGO's profile files in pairs (X_pol.json,X_max.json); "
+    "uniform weights if unset.",
+)
 _REGRET_POLICIES = flags.DEFINE_list(
     "regret_policies", None, "Policies whose regret sets the weights (default: every saved:... in the profiles)."
 )

@@ -6,7 +6,8 @@ Inputs:
     bucket, read for non-uniform weights). The features learned from are those the records carry, minus
     `features.FeatureConfig.dropped_features`; they are normalized in the input pipeline by the network's own layer.
   vocab_dir: `<feature>.buckets` quantiles (compiler_opt/tools/generate_vocab.py) for every learned feature.
-  profiles.jsonl (optional): per-module sizes of every policy, for the size-bucket weights (training_weights.py).
+  profiles.jsonl (optional): per-module sizes of every policy, for the size-bucket weights (training_weights.py);
+    or MLGO's `*_pol.json` / `*_max.json` pairs.
 
 Outputs under root_dir:
   checkpoints/              tf.train.CheckpointManager checkpoints (network, optimizer, step); a rerun resumes.
@@ -180,13 +181,18 @@ def build_network(
 
 
 def load_bucket_weights(
-    profiles_path: str | None, weighting: training_weights.WeightingConfig, regret_policies: Sequence[str] | None
+    profiles_path: str | Sequence[str] | None,
+    weighting: training_weights.WeightingConfig,
+    regret_policies: Sequence[str] | None,
 ) -> training_weights.BucketWeights:
-    """Weights per size bucket (`profiles.size_bucket`'s buckets); uniform without profiles."""
+    """Weights per size bucket (`profiles.size_bucket`'s buckets); uniform without profiles. profiles_path: a
+    profiles.jsonl, or MLGO's profile files in pairs (`*_pol.json`, `*_max.json`; `profiles.read_for_weights`)."""
     num_buckets = profiles.num_buckets()
     if not profiles_path or weighting.mode == "uniform":
         return training_weights.BucketWeights.uniform(num_buckets)
-    module_profiles = profiles.read_jsonl(profiles_path)
+    module_profiles, mlgo_policies = profiles.read_for_weights(profiles_path)
+    if regret_policies is None and mlgo_policies is not None:
+        regret_policies = mlgo_policies
     return training_weights.compute_bucket_weights(module_profiles, weighting, num_buckets, regret_policies)
 
 
@@ -195,7 +201,7 @@ def train(
     vocab_dir: str,
     root_dir: str,
     *,
-    profiles_path: str | None = None,
+    profiles_path: str | Sequence[str] | None = None,
     regret_policies: Sequence[str] | None = None,
     config: TrainerConfig | None = None,
     feature_config: features_lib.FeatureConfig | None = None,
@@ -203,8 +209,10 @@ def train(
 ) -> TrainingResult:
     """Trains (or resumes training) on `trajectories` (files or globs) and exports the policies under root_dir.
 
-    profiles_path: profiles.jsonl for the size-bucket weights (uniform weights without it).
-    regret_policies: the learned policies whose regret drives the weights (default: every `saved:` policy in it).
+    profiles_path: profiles.jsonl for the size-bucket weights (uniform weights without it), or MLGO's profile files
+      in pairs (`*_pol.json`, `*_max.json`).
+    regret_policies: the learned policies whose regret drives the weights (default: every `saved:` policy in
+      profiles.jsonl; every `*_pol.json` of MLGO's).
     Settings not given come from gin (TrainerConfig, features.FeatureConfig, training_weights.WeightingConfig).
     """
     start = time.monotonic()
@@ -217,6 +225,7 @@ def train(
     files = trajectory_dataset.list_trajectory_files(trajectories)
     record_lists = trajectory_dataset.record_feature_names(files)
     feature_names = features_lib.policy_feature_names(record_lists, feature_config)
+    feature_names = features_lib.features_with_vocab(vocab_dir, feature_names, feature_config)
     logging.info("Training on %d trajectory files, %d features: %s", len(files), len(feature_names), feature_names)
     bucket_weights = load_bucket_weights(profiles_path, weighting, regret_policies)
     logging.info("Size-bucket weights %s", bucket_weights.weights)

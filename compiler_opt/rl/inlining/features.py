@@ -26,8 +26,9 @@ from compiler_opt.rl import atomic_file
 
 BUCKETS_SUFFIX = ".buckets"
 
-# Keys of a trajectory record's feature lists that are not compiler features (docs/CONTRACTS.md).
-NON_FEATURE_KEYS = frozenset({"action", "reward", "label"})
+# Keys of a trajectory record's feature lists that are not compiler features (docs/CONTRACTS.md), including the
+# names MLGO's records use: `inlining_decision` (the decision in RL logs), `policy_label`, `module_name`.
+NON_FEATURE_KEYS = frozenset({"action", "reward", "label", "module_name", "inlining_decision", "policy_label"})
 
 
 class VocabError(ValueError):
@@ -42,12 +43,20 @@ class FeatureConfig:
     dropped_features: features the policy does not read (not even as a SavedModel input).
     with_sqrt / with_z_score_normalization: add the sqrt(rank) / z-score column per feature (MLGO's options).
     eps: added to the quantiles' standard deviation in the z-score (avoids division by zero).
+    missing_vocab: what training does with a feature the records carry but the vocab dir has no `.buckets` file for
+      (MLGO's shipped vocabularies lack e.g. `switch_default_dest_penalty`): "error" stops with a VocabError naming
+      the files and the fixes; "drop" logs a warning naming them and trains a policy that does not read them.
     """
 
     dropped_features: tuple[str, ...] = ("inlining_default",)
     with_sqrt: bool = True
     with_z_score_normalization: bool = False
     eps: float = 1e-8
+    missing_vocab: str = "error"
+
+    def __post_init__(self):
+        if self.missing_vocab not in ("error", "drop"):
+            raise ValueError(f"missing_vocab {self.missing_vocab!r}: use 'error' or 'drop'")
 
     @property
     def columns_per_feature(self) -> int:
@@ -92,6 +101,30 @@ def read_buckets(path: str) -> np.ndarray:
     return quantiles
 
 
+def features_with_vocab(vocab_dir: str, features: Iterable[str], config: FeatureConfig) -> tuple[str, ...]:
+    """`features` that have a `.buckets` file in vocab_dir. For those without one, `config.missing_vocab` decides:
+    "error" raises VocabError naming them; "drop" logs a warning naming them and leaves them out."""
+    features = tuple(features)
+    missing = [f for f in features if not os.path.isfile(buckets_path(vocab_dir, f))]
+    if not missing:
+        return features
+    if config.missing_vocab == "error":
+        read_vocab(vocab_dir, missing)
+    from absl import logging
+
+    logging.warning(
+        "vocab dir %s has no .buckets file for %s: the policy will not read %s (features.FeatureConfig.missing_vocab "
+        "= 'drop'); to use them, regenerate the vocab from the training records with compiler_opt.tools.generate_vocab",
+        vocab_dir,
+        missing,
+        "it" if len(missing) == 1 else "them",
+    )
+    kept = tuple(f for f in features if f not in missing)
+    if not kept:
+        raise VocabError(f"vocab dir {vocab_dir} has no .buckets file for any of the features {list(features)}")
+    return kept
+
+
 def read_vocab(vocab_dir: str, features: Iterable[str]) -> dict[str, np.ndarray]:
     """Quantiles of each feature in `features`; one VocabError lists every missing file."""
     missing = [f for f in features if not os.path.isfile(buckets_path(vocab_dir, f))]
@@ -99,7 +132,8 @@ def read_vocab(vocab_dir: str, features: Iterable[str]) -> dict[str, np.ndarray]
         raise VocabError(
             f"vocab dir {vocab_dir} has no .buckets file for {missing}; regenerate it from the trajectories "
             "the policy is trained on (`python -m compiler_opt.tools.generate_vocab`), or drop those features "
-            "with the gin binding `features.FeatureConfig.dropped_features`"
+            "with the gin binding `features.FeatureConfig.dropped_features` (or all features without a file: "
+            "`features.FeatureConfig.missing_vocab = 'drop'`)"
         )
     return {f: read_buckets(buckets_path(vocab_dir, f)) for f in features}
 
