@@ -98,7 +98,9 @@ class SavedPolicyTest(GinTestCase):
         self.assertTrue(self.fast.uses_fast_path)
         self.assertFalse(self.slow.uses_fast_path)
         self.assertEqual(self.fast.feature_names, _POLICY_FEATURES)
-        self.assertEqual(self.slow.feature_names, _POLICY_FEATURES)
+        # The SavedModel path feeds every input of the `action` signature, which also accepts (and ignores)
+        # `inlining_default`, as MLGO's policies do.
+        self.assertEqual(self.slow.feature_names, tuple(sorted((*_POLICY_FEATURES, "inlining_default"))))
 
     def test_fast_and_saved_model_paths_agree_on_many_feature_vectors(self):
         rng = np.random.default_rng(1)
