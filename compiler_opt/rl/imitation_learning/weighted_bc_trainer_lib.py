@@ -168,10 +168,6 @@ class WeightedBCTrainer:
         return results
 
 
-def _write_json_atomically(path: str, obj) -> None:
-    atomic_file.write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
 def build_network(
     feature_names: Sequence[str], vocab_dir: str, feature_config: features_lib.FeatureConfig, config: TrainerConfig
 ) -> policy_network.InliningPolicyNetwork:
