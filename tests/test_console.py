@@ -11,6 +11,8 @@ from compiler_opt import console
 
 def test_what_c_code_writes_to_stderr_goes_to_the_log_not_the_console(capfd, caplog):
     caplog.set_level(logging.INFO)
+    # Records go through absl's logger, whose level follows --verbosity once any test has parsed absl flags.
+    caplog.set_level(logging.INFO, logger="absl")
     with console.stderr_to_log("the converter"):
         os.write(2, b"Summary on the non-converted ops\n")
 
