@@ -39,6 +39,8 @@ def _stock_text_size(module, tmp_path):
 
 
 def _children_of_this_process():
+    """Compiler processes (clang or its setpriv launcher) whose parent is this test process; children that other
+    tests of the session left (e.g. helper servers) are not the compile's."""
     me = str(os.getpid())
     result = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -47,8 +49,14 @@ def _children_of_this_process():
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[1] == me:
-            result.append((int(pid), fields[0]))
+        if fields[1] == me and fields[0].startswith(("R", "S", "D", "T", "t", "Z")):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if comm.startswith(("clang", "setpriv")):
+                result.append((int(pid), fields[0]))
     return result
 
 
