@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from compiler_opt.rl import corpus, corpus_v2_lib, corpus_v2_recipes
+from compiler_opt.rl import corpus, corpus_v2_lib, corpus_v2_recipes, splits
 from compiler_opt.rl import make_default_corpus_lib as v1
 from compiler_opt.rl.corpus_v2_recipes import Codebase, Exclusion
 
@@ -55,6 +55,18 @@ def test_no_reserved_evaluation_code_is_in_any_recipe():
 def test_an_unknown_codebase_is_an_error_naming_the_known_ones():
     with pytest.raises(v1.DefaultCorpusError, match=r"unknown codebases \['nope'\]; known: brotli, zstd"):
         corpus_v2_lib.select_codebases(["nope"])
+
+
+def test_a_recipes_sample_spreads_over_the_split_like_the_codebase_it_samples():
+    # A quarter of a large codebase, as duckdb's recipe keeps: its files must still go mostly to train (the split
+    # sends 65% of a training codebase's files there), not only to validation and test.
+    paths = [f"src/part{i // 40}/file{i}.cpp" for i in range(1600)]
+    names = {p: "big/" + p.removesuffix(".cpp") for p in paths}
+    sample = corpus_v2_lib.recipe_sample(paths, names, 400)
+    assert len(sample) == 400 and len(set(sample)) == 400 and set(sample) <= set(paths)
+    parts = splits.assign([names[p] for p in sample] + ["other/a.c"], splits.SplitPolicy(test_codebases=("other",)))
+    train = sum(parts[names[p]] == splits.TRAIN for p in sample)
+    assert 0.55 < train / 400 < 0.75
 
 
 # Building (tiny codebases from local sdists; pip finds them with --find-links).

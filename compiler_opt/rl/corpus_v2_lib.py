@@ -51,7 +51,7 @@ import gin
 import tqdm
 from absl import logging
 
-from compiler_opt.rl import atomic_file, corpus, extract_corpus_lib
+from compiler_opt.rl import atomic_file, corpus, extract_corpus_lib, splits
 from compiler_opt.rl import make_default_corpus_lib as v1
 from compiler_opt.rl.corpus_v2_recipes import CODEBASES, Codebase
 
@@ -63,6 +63,21 @@ _STDERR_TAIL_CHARS = 600
 # Codebase fields added after the first builds: left out of the key while at their default, so that
 # adding a field does not invalidate the codebases already built.
 _KEY_OMITS_AT_DEFAULT = {"sample": 0}
+
+
+# Salt of the recipe's TU sample. The split (splits.py) assigns files by the unsalted score of their module name, so
+# a sample ranked by that same score would hold only files the split sends to validation and test, and none to train.
+RECIPE_SAMPLE_SALT = "recipe-sample:"
+
+
+def recipe_sample(paths: Sequence[str], names: dict[str, str], n: int) -> list[str]:
+    """The `n` of `paths` (sorted) whose module names (`names[path]`) rank lowest by a salted SHA-256.
+
+    Independent of the split: the sampled files of a codebase fall into train, validation and test in the split's
+    proportions.
+    """
+    order = sorted(paths, key=lambda p: splits.score(names[p], salt=RECIPE_SAMPLE_SALT))
+    return sorted(order[:n])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,9 +246,8 @@ class _CodebaseBuild:
             kept = [p for p in kept if not fnmatch.fnmatchcase(p, exclusion.pattern)]
             self.left_out.append((exclusion.pattern, len(matched), exclusion.reason))
         if cb.sample and len(kept) > cb.sample:
-            order = sorted(kept, key=lambda s: hashlib.sha256(self.names[s].encode()).digest())
             self.left_out.append(("*", len(kept) - cb.sample, f"not in the recipe's sample of {cb.sample} TUs"))
-            kept = sorted(order[: cb.sample])
+            kept = recipe_sample(kept, self.names, cb.sample)
         self.tus = kept
 
     def _read_results(self) -> None:
