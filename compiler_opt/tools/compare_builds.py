@@ -33,6 +33,7 @@ import sys
 import gin
 from absl import app, flags, logging
 
+from compiler_opt import console
 from compiler_opt.rl import atomic_file, extract_corpus_lib
 from compiler_opt.tools import bundled_programs, compare_builds_lib, export_model_lib
 
@@ -83,15 +84,17 @@ def _projects(work_dir: str) -> list[compare_builds_lib.Project]:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
-    logging.info("gin config:\n%s", gin.config_str())
     work_dir = os.path.abspath(_WORK_DIR.value)
     os.makedirs(work_dir, exist_ok=True)
+    log_file = console.log_to_file(work_dir, "compare_builds")
+    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
+    logging.info("gin config:\n%s", gin.config_str())
+    logging.info("full log: %s", log_file, extra=console.STEP)
     try:
         plugin = _PLUGIN.value
         if plugin is None:
             policy = compare_builds_lib.newest_policy(_POLICY.value)
-            print(f"exporting {policy}")
+            logging.info("exporting %s", policy, extra=console.STEP)
             export_dir = os.path.join(work_dir, "export")
             export_model_lib.export_policy(policy, export_dir)
             plugin = os.path.join(export_dir, export_model_lib.PLUGIN_FILENAME)

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import gin
 from absl import logging
 
+from compiler_opt import console
 from compiler_opt.rl import extract_corpus_lib
 
 _OUTPUT_TAIL_CHARS = 3000
@@ -438,7 +439,7 @@ def build_variant(
         argv = ["bash", "-eo", "pipefail", "-c", project.build_command]
     else:
         argv = ["bash", "-c", _build_from_compile_commands(project, tree, cc, cxx)]
-    logging.info("%s: building the %s variant", project.name, variant)
+    logging.info("%s: building the %s variant", project.name, variant, extra=console.STEP)
     code, output, cpu, wall = _run_timed(argv, tree, env, build_timeout_s)
     built = os.path.join(tree, project.binary)
     error = ""

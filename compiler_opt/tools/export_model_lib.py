@@ -330,8 +330,10 @@ def deduplicate_bucketize(graph_def) -> tuple[int, int]:
 def _save_graph(graph_def, feeds: dict[str, str], fetch: str, output_dir: str) -> None:
     """Saves a frozen GraphDef as a SavedModel (tag `serve`) with signature `action`: feeds -> inlining_decision."""
     import tensorflow as tf
+    from tensorflow.python.util import deprecation
 
-    with tf.Graph().as_default() as graph:
+    # The TF1 SavedModel builder is what saved_model_cli's AOT path reads; its deprecation notice is not for users.
+    with deprecation.silence(), tf.Graph().as_default() as graph:
         tf.graph_util.import_graph_def(graph_def, name="")
         signature = tf.compat.v1.saved_model.signature_def_utils.predict_signature_def(
             inputs={name: graph.get_tensor_by_name(tensor) for name, tensor in feeds.items()},

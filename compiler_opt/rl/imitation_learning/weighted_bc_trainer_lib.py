@@ -43,7 +43,8 @@ class TrainerConfig:
     """Training settings; see gin_configs/weighted_bc_trainer.gin for the values used and why.
 
     batch_size: examples (decisions) per step. num_steps: total optimizer steps (a resumed run continues to it).
-    learning_rate: Adam's. hidden_units / activation: the MLP. shuffle_buffer_size: decisions held for shuffling.
+    learning_rate: Adam's. weight_decay: decoupled weight decay per unit learning rate (AdamW's; 0 is Adam).
+    label_smoothing: labels y become y(1 - s) + s/2 in the cross-entropy. hidden_units / activation: the MLP. shuffle_buffer_size: decisions held for shuffling.
     records_per_parse: trajectory records parsed per `parse_sequence_example` call. cache_decisions: parse the
     records once and keep their decisions in memory (8 bytes per feature per decision). summary_interval /
     checkpoint_interval: in steps. max_checkpoints: kept on disk. seed: initialization and shuffling.
@@ -52,6 +53,8 @@ class TrainerConfig:
     batch_size: int = 256
     num_steps: int = 10000
     learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
     hidden_units: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     shuffle_buffer_size: int = 65536
@@ -82,16 +85,21 @@ class WeightedBCTrainer:
 
     Loss per batch of B decisions: (1/B) * sum_i w_i * BCE(a_i, sigmoid(l_i1 - l_i0)), where a_i in {0, 1} is the
     decision of the best trajectory, l_i the network's logits and w_i the size-bucket weight of the module.
-    Optimizer: Keras Adam. Checkpoints the network, optimizer and step; resumes from the latest checkpoint.
+    Optimizer: Keras Adam (AdamW with weight decay). Checkpoints the network, optimizer and step; resumes from the latest checkpoint.
     """
 
     def __init__(self, network: policy_network.InliningPolicyNetwork, config: TrainerConfig, root_dir: str):
         self.network = network
         self.config = config
         self.step = tf.Variable(0, dtype=tf.int64, name="step")
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate=config.learning_rate)
+        if config.weight_decay:
+            self.optimizer = tf.keras.optimizers.AdamW(
+                learning_rate=config.learning_rate, weight_decay=config.weight_decay
+            )
+        else:
+            self.optimizer = tf.keras.optimizers.Adam(learning_rate=config.learning_rate)
         self.optimizer.build(network.trainable_variables)
-        self._bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+        self._bce = tf.keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
         self.metrics = {
             "loss": tf.keras.metrics.Mean(name="loss"),
             "accuracy": tf.keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5),

@@ -1,0 +1,145 @@
+r"""Trainer settings side by side on the same data, chosen on validation: cloning fidelity against generalization.
+
+Usage:
+  nice -n 10 .venv/bin/python bench/trainer_sweep.py --run_dir=RUN/default [--iteration=1] --data_path=CORPUS \
+      --gin_files=gin_configs/bc_max.gin [--gin_files=gin_configs/splits_v2.gin] [--max_modules=N] \
+      --variant='NAME:BINDING[;BINDING...]' [--variant=...] [--evaluate_test] [--num_workers=2]
+
+Input: a finished BC-MAX iteration under --run_dir (bc_max_lib's layout: iteration_T/trajectories/ records and
+profiles.jsonl, vocab/, compile_cache). --data_path, --max_modules and the split gin files must be those of that run,
+so the modules are the same. Each variant is the run's gin files plus its bindings (weighted_bc.TrainerConfig,
+training_weights.WeightingConfig, features.FeatureConfig); the variant "current" (no bindings) is always included.
+
+Every variant is trained on the iteration's trajectories (the same records, profiles and vocab) into
+RUN_DIR/sweep_iteration_T/NAME and evaluated with the compiles of evaluate_policy on the validation part, and on the
+train part (how much of the oracle it keeps). The variant with the lowest validation total ratio is the winner; with
+--evaluate_test the winner alone is evaluated on the test parts (reported, never used to choose). A rerun resumes:
+training continues from its checkpoints and compiles come from the run's cache.
+
+Prints JSON: per variant its bindings, train steps, training seconds, train and validation total ratios over stock
+-Oz, the modules smaller/larger than -Oz on validation; the train oracle of the iteration and, per part, the best
+single baseline of the iteration (the lowest total ratio of any one baseline on that part); the winner and its test
+ratios.
+"""
+
+import json
+import os
+
+import gin
+from absl import app, flags
+
+from compiler_opt import gin_setup
+from compiler_opt.distributed import executors
+from compiler_opt.rl import evaluate_policy_lib, module_selection, policies
+from compiler_opt.rl import splits as splits_lib
+from compiler_opt.rl.imitation_learning import bc_max_lib, profiles, weighted_bc_trainer_lib
+from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+
+_RUN_DIR = flags.DEFINE_string("run_dir", None, "A BC-MAX run (bc_max's --root_dir).", required=True)
+_ITERATION = flags.DEFINE_integer("iteration", 1, "The finished iteration whose trajectories are trained on.")
+_DATA_PATH = flags.DEFINE_string("data_path", None, "The run's corpus (default: the default corpus).")
+_MAX_MODULES = flags.DEFINE_integer("max_modules", None, "The run's --max_modules sample, if any.")
+_GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "The run's gin files (recipe and split).")
+_VARIANTS = flags.DEFINE_multi_string("variant", [], "NAME:BINDING[;BINDING...] (gin bindings of the trainer).")
+_EVALUATE_TEST = flags.DEFINE_bool("evaluate_test", False, "Evaluate the validation winner on the test parts.")
+_EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """'NAME:a=1;b=2' -> ('NAME', ['a=1', 'b=2'])."""
+    name, sep, bindings = text.partition(":")
+    if not sep or not name or "/" in name:
+        raise ValueError(f"--variant={text!r}: write NAME:BINDING[;BINDING...], e.g. small:weighted_bc.X.y=1")
+    return name, [b.strip() for b in bindings.split(";") if b.strip()]
+
+
+def best_single_baselines(profiles_paths, module_names) -> dict[str, float]:
+    """Baseline -> total size / -Oz total over `module_names`, from collection profiles (modules every one has)."""
+    rows = {}
+    for path in profiles_paths:
+        if os.path.exists(path):
+            rows.update({p.module: p for p in profiles.read_jsonl(path) if p.module in module_names})
+    usable = [p for p in rows.values() if p.oz_size is not None]
+    if not usable:
+        return {}
+    names = set.intersection(*(set(p.results) for p in usable))
+    totals = {}
+    oz = sum(p.oz_size for p in usable)
+    for name in sorted(n for n in names if "+explore" not in n):
+        sizes = [p.results[name].size if p.results[name].ok else None for p in usable]
+        if all(s is not None for s in sizes):
+            totals[name] = sum(sizes) / oz
+    return totals
+
+
+def _ratio(evaluations, modules) -> dict:
+    names = {m.name for m in modules}
+    summary = evaluate_policy_lib.summarize("", [e for e in evaluations if e.module in names])
+    return {"ratio": summary.total_ratio, "smaller": summary.smaller, "larger": summary.larger}
+
+
+def main(argv):
+    del argv
+    gin_setup.parse(_GIN_FILES.value, [])
+    data_path = module_selection.corpus_or_default(_DATA_PATH.value)
+    data = module_selection.load_splits(data_path, _MAX_MODULES.value)
+    run_dir = os.path.abspath(_RUN_DIR.value)
+    it_dir = bc_max_lib.iteration_dir(run_dir, _ITERATION.value)
+    traj_dir = os.path.join(it_dir, "trajectories")
+    profiles_path = os.path.join(traj_dir, collection.PROFILES_FILE)
+    if not os.path.exists(os.path.join(it_dir, bc_max_lib.ITERATION_FILE)):
+        raise SystemExit(f"{it_dir}: iteration {_ITERATION.value} is not finished; run bc_max (or the ablation) first")
+    records = os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")
+    vocab_dir = os.path.join(run_dir, "vocab")
+    cache_dir = os.path.join(run_dir, "compile_cache")
+    variants = dict([("current", []), *(parse_variant(v) for v in _VARIANTS.value)])
+    held = [os.path.join(it_dir, bc_max_lib.EVAL_BASELINES_DIR, collection.PROFILES_FILE), profiles_path]
+    train_names = {m.name for m in data.train}
+    oracle = bc_max_lib._oracle_sizes(profiles_path)
+    oracle_train = [oracle[n] for n in train_names if n in oracle]
+    out = {
+        "benchmark": "trainer_sweep",
+        "run_dir": run_dir,
+        "iteration": _ITERATION.value,
+        "modules": {k: len(v) for k, v in data.items()},
+        "train_oracle": sum(b for b, _ in oracle_train) / sum(o for _, o in oracle_train) if oracle_train else None,
+        "best_single_baseline": {
+            part: best_single_baselines(held, {m.name for m in data.part(part)}) for part in splits_lib.PARTS
+        },
+        "variants": {},
+    }
+    with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
+        for name, bindings in variants.items():
+            gin.clear_config()
+            gin_setup.parse(_GIN_FILES.value, bindings)
+            model_dir = os.path.join(run_dir, f"sweep_iteration_{_ITERATION.value}", name)
+            training = weighted_bc_trainer_lib.train([records], vocab_dir, model_dir, profiles_path=profiles_path)
+            policy = policies.parse("saved:" + training.saved_policy_dir)
+            modules = [*data.validation, *data.train]
+            evaluations, _ = evaluate_policy_lib.evaluate(
+                modules, policy, executor, cache_dir=cache_dir, progress=False
+            )
+            out["variants"][name] = {
+                "bindings": bindings,
+                "steps": training.steps,
+                "training_seconds": round(training.seconds, 1),
+                "train": _ratio(evaluations, data.train),
+                "validation": _ratio(evaluations, data.validation),
+                "policy": "saved:" + training.saved_policy_dir,
+            }
+            print(json.dumps({name: out["variants"][name]}), flush=True)
+        scored = {n: v for n, v in out["variants"].items() if v["validation"]["ratio"] is not None}
+        winner = min(scored, key=lambda n: scored[n]["validation"]["ratio"]) if scored else None
+        out["winner"] = winner
+        if winner and _EVALUATE_TEST.value:
+            test_modules = [m for p in splits_lib.TEST_PARTS for m in data.part(p)]
+            evaluations, _ = evaluate_policy_lib.evaluate(
+                test_modules, policies.parse(scored[winner]["policy"]), executor, cache_dir=cache_dir, progress=False
+            )
+            out["winner_test"] = {p: _ratio(evaluations, data.part(p)) for p in splits_lib.TEST_PARTS}
+            out["winner_test"]["test"] = _ratio(evaluations, test_modules)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
