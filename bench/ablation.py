@@ -4,7 +4,7 @@ compiles spent.
 Usage:
   nice -n 10 .venv/bin/python bench/ablation.py [--data_path=CORPUS] [--root_dir=DIR] [--num_workers=2]
       [--setting=default] [--setting=mlgo_recipe] [--setting=NAME=a.gin+b.gin] [--gin_bindings=...]
-      [--max_modules=N] [--cache_dir=DIR]
+      [--max_modules=N] [--cache_dir=DIR] [--gin_files=gin_configs/splits_v2.gin]
 
 Each setting is a list of gin files (SETTINGS, or NAME=FILE+FILE on the command line) run through the BC-MAX loop
 (bc_max_lib.run) on the train split, with the validation split choosing: the loop stops on it, and the reported
@@ -42,6 +42,9 @@ _SETTINGS = flags.DEFINE_multi_string(
     "setting", ["default", "mlgo_recipe"], "A setting of SETTINGS, or NAME=FILE.gin[+FILE.gin...]."
 )
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings applied to every setting.")
+_GIN_FILES = flags.DEFINE_multi_string(
+    "gin_files", [], "Gin files applied after every setting's own (e.g. gin_configs/splits_v2.gin on corpus v2)."
+)
 _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Shared compile cache (default: ROOT_DIR/compile_cache_shared).")
 _MAX_MODULES = flags.DEFINE_integer(
     "max_modules", None, "Use a fixed sample of this many modules in all (spread over parts and codebases)."
@@ -82,7 +85,7 @@ def _collection_compiles(profiles_path: str) -> dict[str, int]:
 
 def run_setting(name, files, data, root_dir, executor, cache_dir) -> dict:
     gin.clear_config()
-    gin_setup.parse(files, _GIN_BINDINGS.value)
+    gin_setup.parse([*files, *_GIN_FILES.value], _GIN_BINDINGS.value)
     run_dir = os.path.join(root_dir, name)
     os.makedirs(run_dir, exist_ok=True)
     if not os.path.exists(os.path.join(run_dir, "compile_cache")):
@@ -116,7 +119,7 @@ def run_setting(name, files, data, root_dir, executor, cache_dir) -> dict:
             test[p] = evaluate_policy_lib.summarize(chosen.policy, part).total_ratio
     row = next(i for i in iterations if i["iteration"] == chosen.iteration)
     return {
-        "gin_files": [os.path.relpath(f) for f in files],
+        "gin_files": [os.path.relpath(f) for f in (*files, *_GIN_FILES.value)],
         "iterations": iterations,
         "chosen_iteration": chosen.iteration,
         "train_oracle": row["train_oracle"],
@@ -132,6 +135,9 @@ def run_setting(name, files, data, root_dir, executor, cache_dir) -> dict:
 def main(argv):
     del argv
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
+    # The split is the one the first setting's gin files (and --gin_files) give; every setting runs on it.
+    gin.clear_config()
+    gin_setup.parse([*_gin_files(_SETTINGS.value[0])[1], *_GIN_FILES.value], _GIN_BINDINGS.value)
     data = splits(data_path, _MAX_MODULES.value)
     root_dir = _ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_ablation_")
     cache_dir = os.path.abspath(_CACHE_DIR.value or os.path.join(root_dir, "compile_cache_shared"))

@@ -196,6 +196,26 @@ def test_the_manifest_records_each_codebase_and_what_was_left_out_and_why(tmp_pa
 
 
 @pytest.mark.integration
+def test_the_manifest_counts_only_the_tus_the_recipe_takes_now(tmp_path):
+    # The cache of a codebase whose recipe changed (e.g. its sample) still holds results of TUs it no longer takes.
+    cache = tmp_path / "cache"
+    codebase = _five_functions(tmp_path)
+    corpus_v2_lib.build_corpus_v2(str(cache), jobs=2, codebases=(codebase,), progress=False)
+    (directory,) = os.listdir(cache / "corpus_v2" / "codebases")
+    gone = {"name": "five/old", "source": "src/old.c", "status": "slow", "wall_seconds": 50.0, "cpu_seconds": 40.0}
+    with open(cache / "corpus_v2" / "codebases" / directory / corpus_v2_lib.RESULTS_FILE, "a") as f:
+        f.write(json.dumps(gone) + "\n")
+    selection = corpus_v2_lib.Selection(max_modules=4)
+    path, _ = corpus_v2_lib.build_corpus_v2(
+        str(cache), jobs=2, selection=selection, codebases=(codebase,), progress=False
+    )
+    (record,) = v1.read_manifest(path).codebases
+    assert not any("src/old.c" in x.what for x in record.left_out)
+    assert record.compile_cpu_seconds < 40.0
+    assert record.module_count == 4
+
+
+@pytest.mark.integration
 def test_tus_over_the_compile_time_limit_are_left_out_as_slow(tmp_path):
     with pytest.raises(v1.DefaultCorpusError, match=r"no module of \['five'\] .*'slow': 5"):
         corpus_v2_lib.build_corpus_v2(

@@ -514,17 +514,19 @@ def build_corpus_v2(
 
 def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selection: Selection) -> v1.CodebaseRecord:
     cb = build.codebase
+    # Only the TUs of the recipe as it is now: the cache may also hold results of TUs an older sample took.
+    results = {s: build.results[s] for s in build.tus if s in build.results}
     left_out = [v1.LeftOut(pattern, count, reason) for pattern, count, reason in build.left_out]
     for status, why in (
         ("failed", "clang-22 cannot compile it standalone"),
         ("slow", "its -Oz compile is too slow"),
         ("empty", "it defines no function (data only, or code for another configuration)"),
     ):
-        bad = sorted(r.source for r in build.results.values() if r.status == status)
+        bad = sorted(r.source for r in results.values() if r.status == status)
         if bad:
             left_out.append(v1.LeftOut(" ".join(bad), len(bad), why))
-    untried = sum(1 for s in build.tus if s not in build.results)
-    not_selected = sum(1 for r in build.results.values() if r.status == "ok") - len(chosen)
+    untried = sum(1 for s in build.tus if s not in results)
+    not_selected = sum(1 for r in results.values() if r.status == "ok") - len(chosen)
     sample_full = bool(selection.max_modules) and len(chosen) == selection.max_modules
     if sample_full and untried + not_selected:
         why = f"not sampled (at most {selection.max_modules} modules per codebase)"
@@ -532,7 +534,7 @@ def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selectio
     elif untried:
         left_out.append(v1.LeftOut("*", untried, "not compiled yet (a build stopped early, or compile=False)"))
     languages = collections.Counter(language_of(r.source) for r in chosen)
-    attempted = list(build.results.values())
+    attempted = list(results.values())
     return v1.CodebaseRecord(
         name=cb.name,
         project=cb.sdist.project,

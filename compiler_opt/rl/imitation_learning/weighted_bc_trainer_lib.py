@@ -44,7 +44,8 @@ class TrainerConfig:
 
     batch_size: examples (decisions) per step. num_steps: total optimizer steps (a resumed run continues to it).
     learning_rate: Adam's. weight_decay: decoupled weight decay per unit learning rate (AdamW's; 0 is Adam).
-    label_smoothing: labels y become y(1 - s) + s/2 in the cross-entropy. hidden_units / activation: the MLP. shuffle_buffer_size: decisions held for shuffling.
+    label_smoothing: labels y become y(1 - s) + s/2 in the cross-entropy. hidden_units / activation: the MLP.
+    shuffle_buffer_size: decisions held for shuffling.
     records_per_parse: trajectory records parsed per `parse_sequence_example` call. cache_decisions: parse the
     records once and keep their decisions in memory (8 bytes per feature per decision). summary_interval /
     checkpoint_interval: in steps. max_checkpoints: kept on disk. seed: initialization and shuffling.
@@ -85,7 +86,8 @@ class WeightedBCTrainer:
 
     Loss per batch of B decisions: (1/B) * sum_i w_i * BCE(a_i, sigmoid(l_i1 - l_i0)), where a_i in {0, 1} is the
     decision of the best trajectory, l_i the network's logits and w_i the size-bucket weight of the module.
-    Optimizer: Keras Adam (AdamW with weight decay). Checkpoints the network, optimizer and step; resumes from the latest checkpoint.
+    Optimizer: Keras Adam (AdamW with weight decay). Checkpoints the network, optimizer and step; resumes from the
+    latest checkpoint.
     """
 
     def __init__(self, network: policy_network.InliningPolicyNetwork, config: TrainerConfig, root_dir: str):
