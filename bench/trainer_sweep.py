@@ -3,7 +3,7 @@ r"""Trainer settings side by side on the same data, chosen on validation: clonin
 Usage:
   nice -n 10 .venv/bin/python bench/trainer_sweep.py --run_dir=RUN/default [--iteration=1] --data_path=CORPUS \
       --gin_files=gin_configs/bc_max.gin [--gin_files=gin_configs/splits_v2.gin] [--max_modules=N] \
-      --variant='NAME:BINDING[;BINDING...]' [--variant=...] [--evaluate_test] [--num_workers=2]
+      --variant='NAME:BINDING[;BINDING...]' [--variant=...] [--evaluate_test] [--evaluate_train] [--num_workers=2]
 
 Input: a finished BC-MAX iteration under --run_dir (bc_max_lib's layout: iteration_T/trajectories/ records and
 profiles.jsonl, vocab/, compile_cache). --data_path, --max_modules and the split gin files must be those of that run,
@@ -11,15 +11,15 @@ so the modules are the same. Each variant is the run's gin files plus its bindin
 training_weights.WeightingConfig, features.FeatureConfig); the variant "current" (no bindings) is always included.
 
 Every variant is trained on the iteration's trajectories (the same records, profiles and vocab) into
-RUN_DIR/sweep_iteration_T/NAME and evaluated with the compiles of evaluate_policy on the validation part, and on the
-train part (how much of the oracle it keeps). The variant with the lowest validation total ratio is the winner; with
---evaluate_test the winner alone is evaluated on the test parts (reported, never used to choose). A rerun resumes:
+RUN_DIR/sweep_iteration_T/NAME and evaluated with the compiles of evaluate_policy on the validation part (with
+--evaluate_train also on the train part). The variant with the lowest validation total ratio is the winner; with
+--evaluate_test the winner alone is evaluated on the test parts (reported, never used to choose) and on train (how
+much of the oracle it keeps). A rerun resumes:
 training continues from its checkpoints and compiles come from the run's cache.
 
-Prints JSON: per variant its bindings, train steps, training seconds, train and validation total ratios over stock
--Oz, the modules smaller/larger than -Oz on validation; the train oracle of the iteration and, per part, the best
-single baseline of the iteration (the lowest total ratio of any one baseline on that part); the winner and its test
-ratios.
+Prints JSON: per variant its bindings, train steps, training seconds, validation (and train) total ratio over stock
+-Oz with the modules smaller/larger than -Oz; the train oracle of the iteration and, per part, each baseline's total
+ratio (the best single baseline is the lowest); the winner, its test ratios and its train ratio.
 """
 
 import json
@@ -41,7 +41,10 @@ _DATA_PATH = flags.DEFINE_string("data_path", None, "The run's corpus (default: 
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "The run's --max_modules sample, if any.")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "The run's gin files (recipe and split).")
 _VARIANTS = flags.DEFINE_multi_string("variant", [], "NAME:BINDING[;BINDING...] (gin bindings of the trainer).")
-_EVALUATE_TEST = flags.DEFINE_bool("evaluate_test", False, "Evaluate the validation winner on the test parts.")
+_EVALUATE_TEST = flags.DEFINE_bool(
+    "evaluate_test", False, "Evaluate the validation winner on the test parts (and on train, for its fit)."
+)
+_EVALUATE_TRAIN = flags.DEFINE_bool("evaluate_train", False, "Evaluate every variant on the train part too.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 
 
@@ -115,7 +118,7 @@ def main(argv):
             model_dir = os.path.join(run_dir, f"sweep_iteration_{_ITERATION.value}", name)
             training = weighted_bc_trainer_lib.train([records], vocab_dir, model_dir, profiles_path=profiles_path)
             policy = policies.parse("saved:" + training.saved_policy_dir)
-            modules = [*data.validation, *data.train]
+            modules = [*data.validation, *(data.train if _EVALUATE_TRAIN.value else ())]
             evaluations, _ = evaluate_policy_lib.evaluate(
                 modules, policy, executor, cache_dir=cache_dir, progress=False
             )
@@ -123,21 +126,24 @@ def main(argv):
                 "bindings": bindings,
                 "steps": training.steps,
                 "training_seconds": round(training.seconds, 1),
-                "train": _ratio(evaluations, data.train),
                 "validation": _ratio(evaluations, data.validation),
                 "policy": "saved:" + training.saved_policy_dir,
             }
+            if _EVALUATE_TRAIN.value:
+                out["variants"][name]["train"] = _ratio(evaluations, data.train)
             print(json.dumps({name: out["variants"][name]}), flush=True)
         scored = {n: v for n, v in out["variants"].items() if v["validation"]["ratio"] is not None}
         winner = min(scored, key=lambda n: scored[n]["validation"]["ratio"]) if scored else None
         out["winner"] = winner
         if winner and _EVALUATE_TEST.value:
             test_modules = [m for p in splits_lib.TEST_PARTS for m in data.part(p)]
+            evaluated = [*test_modules, *(() if _EVALUATE_TRAIN.value else data.train)]
             evaluations, _ = evaluate_policy_lib.evaluate(
-                test_modules, policies.parse(scored[winner]["policy"]), executor, cache_dir=cache_dir, progress=False
+                evaluated, policies.parse(scored[winner]["policy"]), executor, cache_dir=cache_dir, progress=False
             )
             out["winner_test"] = {p: _ratio(evaluations, data.part(p)) for p in splits_lib.TEST_PARTS}
             out["winner_test"]["test"] = _ratio(evaluations, test_modules)
+            out["winner_train"] = _ratio(evaluations, data.train) if not _EVALUATE_TRAIN.value else None
     print(json.dumps(out, indent=2))
 
 
