@@ -190,3 +190,15 @@ def test_a_missing_compiler_names_what_to_install():
     task = task_lib.InliningForSizeTask(clang="clang-no-such-version")
     with pytest.raises(task_lib.ToolError, match="apt-get install clang-22"):
         env.compile_module(C_MODULE, policies.parse("heuristic"), task=task)
+
+
+def test_an_object_that_cannot_be_measured_fails_that_compile_not_the_run(tmp_path):
+    # clang exits 0 but the size tool rejects its object (as after a ThinLTO backend that wrote nothing): the compile
+    # is a failure naming the object; the caller goes on with the next module.
+    task = task_lib.InliningForSizeTask(llvm_size="false")
+    interactive = env.compile_module(C_MODULE, policies.parse("heuristic"), task=task, tmp_root=str(tmp_path))
+    stock = env.compile_plain(C_MODULE, task=task, tmp_root=str(tmp_path))
+    for result in (interactive, stock):
+        assert result.status == env.FAILED
+        assert "exited 0 but its object cannot be measured" in result.error and ".o" in result.error
+    assert os.listdir(tmp_path) == []

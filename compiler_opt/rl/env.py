@@ -192,7 +192,10 @@ def compile_module(
                 FAILED,
                 "clang never sent the interactive-mode header (is it clang >= 22 built with MLGO support?)",
             )
-        score = task.score(obj_path)
+        try:
+            score = task.score(obj_path)
+        except task_lib.ObjectError as e:
+            raise _CompileFailure(FAILED, f"clang exited 0 but its object cannot be measured: {e}") from None
         if keep_object:
             shutil.copyfile(obj_path, keep_object)
         return CompileResult(
@@ -242,7 +245,11 @@ def compile_plain(
         if returncode != 0:
             reason = f"clang exited with {_describe_returncode(returncode)}"
             return _failed(module, "stock", FAILED, reason, start, tmpdir)
-        score = task.score(obj_path)
+        try:
+            score = task.score(obj_path)
+        except task_lib.ObjectError as e:
+            reason = f"clang exited 0 but its object cannot be measured: {e}"
+            return _failed(module, "stock", FAILED, reason, start, tmpdir)
         if keep_object:
             shutil.copyfile(obj_path, keep_object)
         return CompileResult(

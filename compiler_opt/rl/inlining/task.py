@@ -38,6 +38,11 @@ class ToolError(Exception):
     """A required LLVM tool is missing or unusable."""
 
 
+class ObjectError(Exception):
+    """The object a compile wrote cannot be measured (empty, not ELF, rejected by llvm-size): that compile failed,
+    not the run."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Score:
     """Sizes of one object file, in bytes."""
@@ -79,6 +84,7 @@ class InliningForSizeTask:
         )
 
     def score(self, obj_path: str) -> Score:
+        """Sizes of the object at `obj_path`. Raises ToolError (llvm-size missing) or ObjectError (this object)."""
         try:
             out = subprocess.run(
                 [self.llvm_size, obj_path], capture_output=True, text=True, check=True, timeout=60
@@ -87,10 +93,10 @@ class InliningForSizeTask:
             find_tool(self.llvm_size)
             raise
         except subprocess.CalledProcessError as e:
-            raise ToolError(f"{self.llvm_size} failed on {obj_path}: {e.stderr.strip()}") from None
+            raise ObjectError(f"{self.llvm_size} failed on {obj_path}: {e.stderr.strip()}") from None
         lines = out.strip().splitlines()
         if len(lines) < 2 or not lines[0].split() or lines[0].split()[0] != "text":
-            raise ToolError(f"unexpected {self.llvm_size} output for {obj_path}: {out!r}")
+            raise ObjectError(f"unexpected {self.llvm_size} output for {obj_path}: {out!r}")
         return Score(
             text_size=int(lines[1].split()[0]),
             text_section_size=elf_section_size(obj_path, ".text"),
@@ -102,7 +108,7 @@ def elf_section_size(path: str, section: str) -> int:
     with open(path, "rb") as f:
         data = f.read()
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise ToolError(f"{path} is not a 64-bit little-endian ELF object")
+        raise ObjectError(f"{path} is not a 64-bit little-endian ELF object")
     (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     str_off = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 0x18)[0]
