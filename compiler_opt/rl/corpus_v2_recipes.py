@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import sysconfig
 
+from compiler_opt.rl import make_default_corpus_lib as v1
 from compiler_opt.rl.make_default_corpus_lib import Sdist
 
 
@@ -67,19 +68,6 @@ class Codebase:
     sample: int = 0
 
 
-_BROTLI = Sdist(
-    "brotli", "1.2.1", "brotli-1.2.1.tar.gz", "02b2f7b5a83485efe448a44ddf7983def05c3bb1dcf917d4f7154070260e13de"
-)
-_ZSTANDARD = Sdist(
-    "zstandard", "0.25.0", "zstandard-0.25.0.tar.gz", "7713e1179d162cf5c7906da876ec2ccb9c3a9dcbdffef0cc7f70c3667a205f0b"
-)
-_LZ4 = Sdist("lz4", "4.4.5", "lz4-4.4.5.tar.gz", "5f0b9e53c1e82e88c10d7c180069363980136b9d7a8306c4dca4f760d60c39f0")
-_FASTTEXT = Sdist(
-    "fasttext", "0.9.3", "fasttext-0.9.3.tar.gz", "eb03f2ef6340c6ac9e4398a30026f05471da99381b307aafe2f56e4cd26baaef"
-)
-_UJSON = Sdist(
-    "ujson", "5.11.0", "ujson-5.11.0.tar.gz", "e204ae6f909f099ba6b6b942131cee359ddda2b6e4ea39c12eb8b991fe2010e0"
-)
 _GRPCIO = Sdist(
     "grpcio", "1.85.1", "grpcio-1.85.1.tar.gz", "5f530287d5de5f7f66089ead81de44f6787162944dab3922efa65dfdff108a1d"
 )
@@ -144,56 +132,35 @@ _LLAMA_ROOT = "llama_cpp_python-0.3.36/vendor/llama.cpp"
 _GRPC_LIST = ("src/python/grpcio/grpc_core_dependencies.py", "CORE_SOURCE_FILES")
 _ABSL_INCLUDE = "-Ithird_party/abseil-cpp"
 
-# The first five are the v1 corpus (make_default_corpus_lib.PINNED_LIBRARIES), same files and flags.
+# The SPDX licenses of the v1 corpus' libraries (make_default_corpus_lib.PINNED_LIBRARIES).
+_V1_LICENSES = {
+    "brotli": "MIT",
+    "zstd": "BSD-3-Clause OR GPL-2.0-only",
+    "lz4": "BSD-2-Clause",
+    "fasttext": "MIT",
+    "double_conversion": "BSD-3-Clause",
+}
+
+
+def _from_v1(library: v1.Library) -> Codebase:
+    """A library of the v1 corpus as a codebase: the same sdist, files and flags (a C++ library's flags apply to its
+    C++ sources, what v1 compiles)."""
+    flags = {"cxx_flags": library.flags} if library.language == "c++" else {"flags": library.flags}
+    return Codebase(
+        name=library.name,
+        sdist=library.sdist,
+        license=_V1_LICENSES[library.name],
+        root=library.root,
+        sources=library.sources,
+        strip_prefix=library.strip_prefix,
+        amalgamation=library.amalgamation,
+        **flags,
+    )
+
+
+# The first five are the v1 corpus, same files and flags.
 CODEBASES = (
-    Codebase(
-        name="brotli",
-        sdist=_BROTLI,
-        license="MIT",
-        root="brotli-1.2.1",
-        sources=("c/common/*.c", "c/dec/*.c", "c/enc/*.c", "c/tools/*.c"),
-        flags=("-Ic/include",),
-        strip_prefix="c/",
-    ),
-    Codebase(
-        name="zstd",
-        sdist=_ZSTANDARD,
-        license="BSD-3-Clause OR GPL-2.0-only",
-        root="zstandard-0.25.0/zstd",
-        sources=("split/**/*.c",),
-        # The settings zstd.c's preamble applies to every file it inlines.
-        flags=(
-            "-DDEBUGLEVEL=0",
-            "-DMEM_MODULE",
-            "-DXXH_NAMESPACE=ZSTD_",
-            "-DXXH_PRIVATE_API",
-            "-DXXH_INLINE_ALL",
-            "-DZSTD_LEGACY_SUPPORT=0",
-            "-DZSTD_MULTITHREAD",
-            "-DZSTD_TRACE=0",
-            "-DZSTD_DISABLE_ASM=1",
-        ),
-        strip_prefix="split/",
-        amalgamation="zstd.c",
-    ),
-    Codebase(name="lz4", sdist=_LZ4, license="BSD-2-Clause", root="lz4-4.4.5/lz4libs", sources=("*.c",)),
-    Codebase(
-        name="fasttext",
-        sdist=_FASTTEXT,
-        license="MIT",
-        root="fasttext-0.9.3/src",
-        sources=("*.cc",),
-        cxx_flags=("-std=c++17",),
-    ),
-    Codebase(
-        name="double_conversion",
-        sdist=_UJSON,
-        license="BSD-3-Clause",
-        root="ujson-5.11.0/src/ujson/deps/double-conversion",
-        sources=("double-conversion/*.cc",),
-        cxx_flags=("-std=c++17",),
-        strip_prefix="double-conversion/",
-    ),
+    *(_from_v1(library) for library in v1.PINNED_LIBRARIES),
     # grpcio's bundled libraries (grpc core itself is left out: most of its TUs compile in 4-12 s).
     Codebase(
         name="abseil",
