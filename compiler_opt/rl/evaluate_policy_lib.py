@@ -139,20 +139,7 @@ def evaluate(
         EvalJob(module=m, policy=policy, task=task, timeout_s=timeout_s, cache_dir=cache_dir)
         for m in sorted(modules, key=lambda m: -getattr(m, "size_bytes", 0))
     ]
-    bar = None
-    if progress:
-        import tqdm
-
-        bar = tqdm.tqdm(total=len(jobs), unit="module", smoothing=0.1, dynamic_ncols=True)
-    evaluations = []
-    try:
-        for _, evaluation in executor.map_unordered(evaluate_module, jobs):
-            evaluations.append(evaluation)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    evaluations = executor.map_all(evaluate_module, jobs, progress)
     evaluations.sort(key=lambda e: e.module)
     return evaluations, summarize(policy.name, evaluations)
 

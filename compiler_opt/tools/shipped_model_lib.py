@@ -203,19 +203,6 @@ def check(
     policy = os.path.abspath(policy)
     LoadedPolicyPlayer(policy, fast=True).model  # noqa: B018 - a missing or stale sidecar fails here, once.
     jobs = [CheckJob(m, policy, os.path.abspath(plugin), task, timeout_s) for m in modules]
-    bar = None
-    if progress:
-        import tqdm
-
-        bar = tqdm.tqdm(total=len(jobs), unit="module", dynamic_ncols=True)
-    checks = []
-    try:
-        for _, result in executor.map_unordered(check_module, jobs):
-            checks.append(result)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    checks = executor.map_all(check_module, jobs, progress)
     checks.sort(key=lambda c: c.module)
     return checks, summarize(checks)
