@@ -11,7 +11,8 @@ policy's ratio (policy total / stock -Oz total) with its oracle (per-module best
 on train, of the explorations around them, over the same -Oz total), geometric mean and smaller/larger counts, and
 the test ratios per codebase; the iteration chosen on validation with its test ratios against the goal (test on
 unseen codebases <= 0.98, no test codebase > 1.01) and, per part, every initial baseline played alone
-(`heuristic:threshold=N` over the same -Oz total; a failed compile counts at its -Oz size) with the best single one.
+(`heuristic:threshold=N` over the same -Oz total; a failed compile counts at its -Oz size) with the best single one,
+and that iteration's figures per module-size bucket (by stock -Oz text bytes; large modules decide the totals).
 """
 
 import csv
@@ -86,6 +87,44 @@ def _baseline_ratios(it_dir: str, part: str, baselines) -> dict[str, float]:
     return ratios
 
 
+def _by_size_bucket(it_dir: str, part: str) -> list[dict]:
+    """Per size bucket of stock -Oz text size (profiles.size_bucket's partitions): modules, -Oz total bytes, the
+    policy's and the oracle's total over the -Oz total, and modules smaller / larger than -Oz."""
+    path = os.path.join(it_dir, f"eval_{part}.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = [r for r in csv.DictReader(f) if r["ratio"]]
+    best = {}
+    for sub in ("trajectories", bc_max_lib.EVAL_BASELINES_DIR):
+        profiles_path = os.path.join(it_dir, sub, collection.PROFILES_FILE)
+        if os.path.exists(profiles_path):
+            best.update({p.module: p.best_size for p in profiles.read_jsonl(profiles_path) if p.best_size})
+    buckets: dict[int, list] = {}
+    for r in rows:
+        buckets.setdefault(profiles.size_bucket(int(r["oz_size"])), []).append(r)
+    out = []
+    for b in sorted(buckets):
+        members = buckets[b]
+        sizes = [int(r["oz_size"]) for r in members]
+        oz = sum(int(r["oz_size"]) for r in members)
+        policy = sum(int(r["policy_size"]) for r in members)
+        oracle = sum(min(best.get(r["module"], int(r["oz_size"])), int(r["oz_size"])) for r in members)
+        out.append(
+            {
+                "bucket": b,
+                "modules": len(members),
+                "module_oz_bytes_min_max": [min(sizes), max(sizes)],
+                "oz_bytes": oz,
+                "ratio": policy / oz if oz else None,
+                "oracle_ratio": oracle / oz if oz else None,
+                "smaller": sum(int(r["policy_size"]) < int(r["oz_size"]) for r in members),
+                "larger": sum(int(r["policy_size"]) > int(r["oz_size"]) for r in members),
+            }
+        )
+    return out
+
+
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
@@ -122,6 +161,7 @@ def main(argv):
                     if worst
                     else None,
                     "single_baseline_ratios": single,
+                    "by_size_bucket": {p: _by_size_bucket(best_dir, p) for p in splits.PARTS},
                     "best_single_baseline": {
                         p: min(r.items(), key=lambda kv: kv[1]) if r else None for p, r in single.items()
                     },
