@@ -17,7 +17,7 @@ import json
 
 from absl import app, flags
 
-from compiler_opt import gin_setup
+from compiler_opt import console, gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.es import es_trainer_lib
 from compiler_opt.rl import module_selection
@@ -39,6 +39,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 
 def main(argv):
     del argv
+    console.log_to_file(_ROOT_DIR.value, "es_trainer")
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _MAX_MODULES.value)
     config = es_trainer_lib.ESConfig()

@@ -15,7 +15,7 @@ import json
 
 from absl import app, flags
 
-from compiler_opt import gin_setup
+from compiler_opt import console, gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.rl import baseline_selection, module_selection
 
@@ -31,6 +31,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 
 def main(argv):
     del argv
+    console.log_to_file(_OUTPUT_DIR.value, "select_baselines")
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     modules = module_selection.select(data_path, split=_SPLIT.value, max_modules=_MAX_MODULES.value)

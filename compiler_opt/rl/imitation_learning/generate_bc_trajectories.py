@@ -15,7 +15,7 @@ import json
 
 from absl import app, flags, logging
 
-from compiler_opt import gin_setup
+from compiler_opt import console, gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.rl import module_selection, policies
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib
@@ -39,6 +39,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g
 
 def main(argv):
     del argv
+    console.log_to_file(_OUTPUT_DIR.value, "generate_bc_trajectories")
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _MAX_MODULES.value)
     baselines = policies.parse_all(_BASELINES.value)

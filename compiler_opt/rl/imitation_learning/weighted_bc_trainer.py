@@ -13,6 +13,7 @@ TensorBoard summaries in train/, training_summary.json. Rerunning the same comma
 import gin
 from absl import app, flags, logging
 
+from compiler_opt import console
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib
 
 _TRAJECTORIES = flags.DEFINE_list("trajectories", None, "TFRecord files or glob patterns, comma-separated.")
@@ -33,6 +34,8 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings over
 
 def main(argv):
     del argv
+    if _ROOT_DIR.value:
+        console.log_to_file(_ROOT_DIR.value, "weighted_bc_trainer")
     gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
     logging.info("gin config:\n%s", gin.config_str())
     result = weighted_bc_trainer_lib.train(
