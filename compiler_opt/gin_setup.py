@@ -30,13 +30,21 @@ def _quiet_include_probes() -> Iterator[None]:
         root.removeFilter(probes)
 
 
-def parse(gin_files: Sequence[str] | None, gin_bindings: Sequence[str] | None) -> None:
+def parse(gin_files: Sequence[str] | None, gin_bindings: Sequence[str] | None, log: bool = True) -> None:
     """Unknown configurables or parameters are errors (skip_unknown=False), as in MLGO.
 
-    A gin file may `include` files by name relative to its own directory.
+    A gin file may `include` files by name relative to its own directory. With `log`, the effective config goes to
+    the log at INFO; a binary that checks its inputs before opening its log file passes False and calls `log_config`
+    once the file is open.
     """
     for path in gin_files or []:
         gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
     with _quiet_include_probes():
         gin.parse_config_files_and_bindings(gin_files or [], gin_bindings or [], skip_unknown=False)
+    if log:
+        log_config()
+
+
+def log_config() -> None:
+    """Logs the effective gin config at INFO."""
     logging.info("gin config:\n%s", gin.config_str())

@@ -39,10 +39,12 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings, e.g
 
 def main(argv):
     del argv
-    console.log_to_file(_OUTPUT_DIR.value, "generate_bc_trajectories")
-    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value, log=False)
+    # Bad input (a corpus that is not one, an unknown baseline) stops the run before it writes anything.
     modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _MAX_MODULES.value)
     baselines = policies.parse_all(_BASELINES.value)
+    console.log_to_file(_OUTPUT_DIR.value, "generate_bc_trajectories")
+    gin_setup.log_config()
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         summary = generate_bc_trajectories_lib.collect(
             modules, baselines, _OUTPUT_DIR.value, executor, cache_dir=_CACHE_DIR.value
