@@ -89,7 +89,8 @@ def _baseline_ratios(it_dir: str, part: str, baselines) -> dict[str, float]:
 
 def _by_size_bucket(it_dir: str, part: str) -> list[dict]:
     """Per size bucket of stock -Oz text size (profiles.size_bucket's partitions): modules, -Oz total bytes, the
-    policy's and the oracle's total over the -Oz total, and modules smaller / larger than -Oz."""
+    share of the part's -Oz bytes, the policy's and the oracle's total over the -Oz total, and modules smaller /
+    larger than -Oz."""
     path = os.path.join(it_dir, f"eval_{part}.csv")
     if not os.path.exists(path):
         return []
@@ -103,6 +104,7 @@ def _by_size_bucket(it_dir: str, part: str) -> list[dict]:
     buckets: dict[int, list] = {}
     for r in rows:
         buckets.setdefault(profiles.size_bucket(int(r["oz_size"])), []).append(r)
+    part_oz = sum(int(r["oz_size"]) for r in rows)
     out = []
     for b in sorted(buckets):
         members = buckets[b]
@@ -116,6 +118,7 @@ def _by_size_bucket(it_dir: str, part: str) -> list[dict]:
                 "modules": len(members),
                 "module_oz_bytes_min_max": [min(sizes), max(sizes)],
                 "oz_bytes": oz,
+                "share_of_part_oz_bytes": oz / part_oz if part_oz else None,
                 "ratio": policy / oz if oz else None,
                 "oracle_ratio": oracle / oz if oz else None,
                 "smaller": sum(int(r["policy_size"]) < int(r["oz_size"]) for r in members),
