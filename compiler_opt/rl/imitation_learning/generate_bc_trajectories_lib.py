@@ -57,6 +57,8 @@ class ModuleJob:
     # Budgeted exploration (budgeted_exploration.py): this module's exploration compiles, and trajectory regions.
     exploration_budget: int | None = None
     exploration_regions: int = 1
+    # Also replay winners of -inline-threshold baselines under stock flags (see _stock_features).
+    stock_default: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +140,9 @@ def _collect_module(job: ModuleJob) -> ModuleOutcome:
     best_name = profiles.select_best(outcomes)
     best = results[best_name] if best_name else None
     if best is not None:
-        best = dataclasses.replace(_stock_features(best, flags_of[best_name], cache, job), policy=best_name)
+        best = dataclasses.replace(
+            _stock_features(best, flags_of[best_name], cache, job, job.stock_default), policy=best_name
+        )
     return ModuleOutcome(
         module=job.module.name,
         outcomes=outcomes,
@@ -148,15 +152,22 @@ def _collect_module(job: ModuleJob) -> ModuleOutcome:
     )
 
 
-def _stock_features(best: env.CompileResult, flags: tuple[str, ...], cache, job: ModuleJob) -> env.CompileResult:
+def _stock_features(
+    best: env.CompileResult, flags: tuple[str, ...], cache, job: ModuleJob, stock_default: bool = False
+) -> env.CompileResult:
     """`best` with the features the stock compiler computes along the same decisions.
 
     A baseline compiled with inliner options other than -inline-threshold (e.g. `heuristic:inline-call-penalty=N`)
     changes the cost features clang reports (call_penalty, callsite_cost, cost_estimate, ...), which a deployed
     policy never sees. Its decisions are replayed once under the stock heuristic; when that reproduces the
     trajectory (same decisions count and size), the record gets the stock features. Otherwise `best` is kept as is.
+
+    -inline-threshold leaves the cost features alone but changes `inlining_default` (the heuristic's decision at that
+    threshold); with `stock_default`, such winners are replayed too, so every record's `inlining_default` is stock
+    -Oz's decision, the one a deployed policy that reads it is given.
     """
-    if best.horizon == 0 or all(f == "-mllvm" or f.startswith("-inline-threshold=") for f in flags):
+    threshold_only = all(f == "-mllvm" or f.startswith("-inline-threshold=") for f in flags)
+    if best.horizon == 0 or not flags or (threshold_only and not stock_default):
         return best
     replay = policies.ReplayPolicy(tuple(int(a) for a in best.actions), then=policies.HeuristicPolicy())
     stock, _ = compile_cache.compile_cached(cache, job.module, replay, job.task, job.timeout_s)
@@ -244,6 +255,7 @@ def collect(
     retry_failed: bool = False,
     progress: bool = True,
     budgeted: bool = False,
+    record_stock_default: bool = False,
 ) -> dict:
     """Collects every module not yet done in `output_dir`; returns the run summary (also written to summary.json).
 
@@ -251,6 +263,9 @@ def collect(
     "all" (around every baseline); max_exploration_steps: flips per explored trajectory; timeout_s: per compile.
     budgeted: instead of max_exploration_steps per trajectory, share out budgeted_exploration.BudgetConfig's
     compile budget over the modules (needs cache_dir: the baselines are compiled first to allocate it).
+    record_stock_default: every record's `inlining_default` is stock -Oz's decision (winners under other inliner
+    options, -inline-threshold included, are replayed once under stock flags); needed to train a policy that reads
+    `inlining_default` (features.FeatureConfig.dropped_features without it).
     """
     if explore_from not in ("best", "all"):
         raise ValueError(f"explore_from must be 'best' or 'all', got {explore_from!r}")
@@ -288,6 +303,7 @@ def collect(
             task=task,
             exploration_budget=budgets.get(m.name) if budgeted else None,
             exploration_regions=budget_config.regions,
+            stock_default=record_stock_default,
         )
         for m in todo
     ]
