@@ -7,8 +7,11 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake zlib1g-dev
 CORPUS_DIR ?= build/default_corpus
 DEMO_DIR ?= demo_output
+# The demo's corpus: a fixed sample of default corpus v2, DEMO_PER_CODEBASE modules from each of its codebases.
+DEMO_CORPUS_DIR ?= build/demo_corpus
+DEMO_PER_CODEBASE ?= 5
 
-.PHONY: setup apt venv corpus corpus_v2 test lint format demo full-run full-run-v2 plugin compare-builds bench clean
+.PHONY: setup apt venv corpus corpus_v2 demo-corpus test lint format demo full-run full-run-v2 plugin compare-builds bench clean
 
 setup: apt venv
 
@@ -52,12 +55,19 @@ format: setup
 test: lint
 	$(VENV)/bin/pytest tests
 
-# BC-MAX on the default corpus with modest settings; rerunning resumes (and reprints the table).
-# DEMO_MAX_MODULES=N runs on a fixed sample of N modules spread over the split's parts and every codebase.
+# The demo's corpus: DEMO_PER_CODEBASE modules of every codebase of default corpus v2 (a deterministic sample; only
+# the sdists and TUs it needs are fetched and compiled, into the shared cache).
+demo-corpus: setup
+	$(PY) -m compiler_opt.tools.make_default_corpus --corpus=v2 --max_modules_per_codebase=$(DEMO_PER_CODEBASE) \
+	  --output_dir=$(DEMO_CORPUS_DIR)
+
+# BC-MAX on the demo corpus with modest settings, split by codebase as corpus v2 is (gin_configs/splits_v2.gin);
+# rerunning resumes (and reprints the table). DEMO_MAX_MODULES=N runs on a fixed sample of N of its modules.
 DEMO_MAX_MODULES ?=
-demo: corpus
-	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(CORPUS_DIR) --root_dir=$(DEMO_DIR) \
-	  --gin_files=gin_configs/bc_max.gin $(if $(DEMO_MAX_MODULES),--max_modules=$(DEMO_MAX_MODULES))
+demo: demo-corpus
+	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(DEMO_CORPUS_DIR) --root_dir=$(DEMO_DIR) \
+	  --gin_files=gin_configs/bc_max.gin --gin_files=gin_configs/splits_v2.gin \
+	  $(if $(DEMO_MAX_MODULES),--max_modules=$(DEMO_MAX_MODULES))
 
 # The full run: every module of the train part, gin_configs/bc_max_full.gin; rerunning resumes after an interruption.
 # FULL_GIN_FILES adds gin files. full-run-v2: the same on default corpus v2 with its split (gin_configs/splits_v2.gin).

@@ -163,24 +163,25 @@ def export_policies(network, output_dir: str, train_step=None) -> tuple[str, str
     for dirname, policy in policies.items():
         final = os.path.join(output_dir, dirname)
         with atomic_file.staged_dir(final) as tmp:
-            saver = tfa_policy_saver.PolicySaver(
-                policy, batch_size=1, use_nest_path_signatures=False, train_step=train_step
-            )
-            saver.register_function(
-                NORMALIZE_FUNCTION, network.normalized, policy_network.observation_spec(feature_names)
-            )
-            with warnings.catch_warnings():
-                # PolicySaver also saves `distribution()`, whose tfp output types TF can only reload when
-                # tensorflow_probability is imported (saved_policy.py does so); TF warns about that at save time.
-                warnings.filterwarnings(
-                    "ignore", message="Encoding a StructuredValue with type tfp", category=UserWarning
+            # PolicySaver traces `distribution()` when it is built (the warning _SkipDistributionWarning drops).
+            skip = _SkipDistributionWarning()
+            logging.get_absl_logger().addFilter(skip)
+            try:
+                saver = tfa_policy_saver.PolicySaver(
+                    policy, batch_size=1, use_nest_path_signatures=False, train_step=train_step
                 )
-                skip = _SkipDistributionWarning()
-                logging.get_absl_logger().addFilter(skip)
-                try:
+                saver.register_function(
+                    NORMALIZE_FUNCTION, network.normalized, policy_network.observation_spec(feature_names)
+                )
+                with warnings.catch_warnings():
+                    # PolicySaver also saves `distribution()`, whose tfp output types TF can only reload when
+                    # tensorflow_probability is imported (saved_policy.py does so); TF warns about that at save time.
+                    warnings.filterwarnings(
+                        "ignore", message="Encoding a StructuredValue with type tfp", category=UserWarning
+                    )
                     saver.save(tmp)
-                finally:
-                    logging.get_absl_logger().removeFilter(skip)
+            finally:
+                logging.get_absl_logger().removeFilter(skip)
             write_output_spec(tmp)
             write_tflite(tmp)
             saved_policy.FastPolicyParams(
