@@ -39,9 +39,11 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 
 def main(argv):
     del argv
-    console.log_to_file(_ROOT_DIR.value, "es_trainer")
-    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value, log=False)
+    # Bad input stops the run before it writes anything.
     modules = module_selection.select(_DATA_PATH.value, _SPLIT.value, _MAX_MODULES.value)
+    console.log_to_file(_ROOT_DIR.value, "es_trainer")
+    gin_setup.log_config()
     config = es_trainer_lib.ESConfig()
     if _NUM_STEPS.value is not None:
         config = dataclasses.replace(config, num_steps=_NUM_STEPS.value)

@@ -31,10 +31,12 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 
 def main(argv):
     del argv
-    console.log_to_file(_OUTPUT_DIR.value, "select_baselines")
-    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value, log=False)
+    # Bad input stops the run before it writes anything.
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     modules = module_selection.select(data_path, split=_SPLIT.value, max_modules=_MAX_MODULES.value)
+    console.log_to_file(_OUTPUT_DIR.value, "select_baselines")
+    gin_setup.log_config()
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         report = baseline_selection.run(
             modules,

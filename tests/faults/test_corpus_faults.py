@@ -94,3 +94,30 @@ def test_the_collection_binary_stops_before_any_compile_on_a_cmd_without_cc1(sma
     assert proc.returncode != 0
     assert f"{cmd_path} does not start with -cc1" in proc.stderr and "re-extract" in proc.stderr
     assert not os.path.exists(log) and not os.path.exists(out)
+
+
+@pytest.mark.parametrize(
+    "binary, output_flag",
+    [
+        ("compiler_opt.rl.imitation_learning.bc_max", "--root_dir"),
+        ("compiler_opt.es.es_trainer", "--root_dir"),
+        ("compiler_opt.tools.select_baselines", "--output_dir"),
+    ],
+    ids=["bc_max", "es_trainer", "select_baselines"],
+)
+def test_every_corpus_binary_names_a_bad_cmd_file_and_writes_nothing(binary, output_flag, small_corpus, tmp_path):
+    name = corpus.Corpus.load(small_corpus).names[0]
+    _, cmd_path = corpus.module_files(small_corpus, name)
+    with open(cmd_path, "wb") as f:
+        f.write(b"-Oz\0-c\0")
+    out = str(tmp_path / "out")
+
+    proc = subprocess.run(
+        [sys.executable, "-m", binary, f"--data_path={small_corpus}", f"{output_flag}={out}", "--num_workers=1"],
+        capture_output=True,
+        text=True,
+    )
+
+    assert proc.returncode != 0
+    assert f"{cmd_path} does not start with -cc1" in proc.stderr and "re-extract" in proc.stderr
+    assert not os.path.exists(out)

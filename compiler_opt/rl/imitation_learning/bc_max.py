@@ -40,9 +40,11 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 
 def main(argv):
     del argv
-    log_file = console.log_to_file(_ROOT_DIR.value, "bc_max")
-    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value, log=False)
+    # Bad input (a corpus that is not one, a bad split) stops the run before it writes anything.
     module_splits = module_selection.load_splits(_DATA_PATH.value, _MAX_MODULES.value)
+    log_file = console.log_to_file(_ROOT_DIR.value, "bc_max")
+    gin_setup.log_config()
     logging.info("split by codebase:\n%s", module_splits.describe())
     logging.info("full log: %s", log_file, extra=console.STEP)
     overrides = {
