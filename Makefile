@@ -82,14 +82,16 @@ full-run-v2: corpus_v2
 	  --gin_files=gin_configs/bc_max_full.gin --gin_files=gin_configs/splits_v2.gin \
 	  $(foreach f,$(FULL_GIN_FILES),--gin_files=$(f))
 
-# Deploy a trained policy into stock clang-22: AOT-compile it and build the pass plugin.
-POLICY ?= $(DEMO_DIR)/iteration_1/model/saved_policy
+# Deploy a trained policy into stock clang-22: AOT-compile it and build the pass plugin. POLICY: a saved_policy, or
+# a bc_max run (the iteration it chose on validation).
+POLICY ?= $(DEMO_DIR)
 EXPORT_DIR ?= $(DEMO_DIR)/export
 plugin: setup
 	$(PY) -m compiler_opt.tools.export_model --policy=$(POLICY) --output_dir=$(EXPORT_DIR)
 
-# Rebuild the bundled programs (brotli CLI, Lua, fastText CLI) with the newest trained policy of COMPARE_POLICY (a
-# bc_max run, by default the demo's, trained first if missing) and with stock -Oz; link, smoke-test, print sizes.
+# Rebuild the bundled programs (brotli CLI, Lua, fastText CLI) with the trained policy of COMPARE_POLICY (a bc_max
+# run: the iteration it chose on validation; by default the demo's, trained first if missing) and with stock -Oz;
+# link, smoke-test, print sizes.
 COMPARE_POLICY ?= $(DEMO_DIR)
 COMPARE_DIR ?= build/compare
 compare-builds: setup

@@ -1,7 +1,7 @@
 r"""Linked program sizes with the trained inliner vs stock clang-22 -Oz, on real programs built by their own builds.
 
 Usage:
-  .venv/bin/python bench/linked_size.py --policy=demo_output            # newest iteration of a bc_max run
+  .venv/bin/python bench/linked_size.py --policy=demo_output            # a bc_max run's chosen iteration
   .venv/bin/python bench/linked_size.py --plugin=demo_output/export/libbcmax_inliner.so [--programs=brotli,lua]
 
 Builds each bundled program (compiler_opt/tools/bundled_programs.py: the brotli CLI, the Lua 5.4 interpreter,
@@ -28,7 +28,9 @@ from absl import app, flags
 
 from compiler_opt.tools import bundled_programs, compare_builds_lib, export_model_lib
 
-_POLICY = flags.DEFINE_string("policy", None, "saved_policy directory, or a bc_max root (newest iteration's policy).")
+_POLICY = flags.DEFINE_string(
+    "policy", None, "saved_policy directory, or a bc_max root (its chosen iteration's policy)."
+)
 _PLUGIN = flags.DEFINE_string("plugin", None, "An exported libbcmax_inliner.so (instead of --policy).")
 _PROGRAMS = flags.DEFINE_list("programs", list(bundled_programs.NAMES), "Bundled programs to build.")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Keep the builds here (default: a temporary directory).")
@@ -43,7 +45,7 @@ def main(argv):
         os.makedirs(work_dir, exist_ok=True)
         policy, plugin = None, _PLUGIN.value
         if plugin is None:
-            policy = compare_builds_lib.newest_policy(_POLICY.value)
+            policy = export_model_lib.resolve_policy(_POLICY.value)
             export_model_lib.export_policy(policy, os.path.join(work_dir, "export"))
             plugin = os.path.join(work_dir, "export", export_model_lib.PLUGIN_FILENAME)
         build_flags = compare_builds_lib.BuildFlags()

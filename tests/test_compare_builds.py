@@ -22,20 +22,6 @@ _TINY = os.path.join(os.path.dirname(__file__), "testdata", "tiny_program")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_newest_policy_takes_the_highest_iteration_number_not_the_last_name(tmp_path):
-    for n in (2, 10, 9):
-        policy = tmp_path / f"iteration_{n}" / "model" / "saved_policy"
-        policy.mkdir(parents=True)
-        (policy / "saved_model.pb").write_bytes(b"")
-    (tmp_path / "iteration_11").mkdir()  # an iteration still training: no policy yet
-    assert compare_builds_lib.newest_policy(str(tmp_path)) == str(tmp_path / "iteration_10" / "model" / "saved_policy")
-
-
-def test_newest_policy_names_the_directory_and_the_fix_when_there_is_no_policy(tmp_path):
-    with pytest.raises(compare_builds_lib.CompareError, match=f"{tmp_path} holds no saved_policy.*make demo"):
-        compare_builds_lib.newest_policy(str(tmp_path))
-
-
 def test_recorded_compiles_whose_source_or_object_is_gone_are_left_out_of_compile_commands(tmp_path):
     records = tmp_path / "records"
     records.mkdir()

@@ -26,6 +26,30 @@ def _int64(name):
     return protocol.TensorSpec(name=name, dtype="<i8", shape=(1,))
 
 
+def _fake_policies(root, iterations):
+    for n in iterations:
+        policy = root / f"iteration_{n}" / "model" / "saved_policy"
+        policy.mkdir(parents=True)
+        (policy / "saved_model.pb").write_bytes(b"")
+
+
+def test_a_bc_max_run_ships_the_iteration_it_chose_on_validation_not_its_newest(tmp_path):
+    _fake_policies(tmp_path, (1, 2, 3))
+    (tmp_path / "results.json").write_text(json.dumps({"best_iteration": 2, "chosen_on": "validation"}))
+    assert export_model_lib.resolve_policy(str(tmp_path)) == str(tmp_path / "iteration_2" / "model" / "saved_policy")
+
+
+def test_a_bc_max_run_without_results_yet_ships_its_highest_iteration_number_not_the_last_name(tmp_path):
+    _fake_policies(tmp_path, (2, 10, 9))
+    (tmp_path / "iteration_11").mkdir()  # an iteration still training: no policy yet
+    assert export_model_lib.resolve_policy(str(tmp_path)) == str(tmp_path / "iteration_10" / "model" / "saved_policy")
+
+
+def test_resolving_a_directory_without_a_policy_names_it_and_the_fix(tmp_path):
+    with pytest.raises(export_model_lib.ExportError, match=f"{tmp_path} holds no saved_model.pb.*make demo"):
+        export_model_lib.resolve_policy(str(tmp_path))
+
+
 def test_check_features_accepts_features_clang_provides():
     export_model_lib.check_features(
         ("callee_users", "threshold"), (_int64("callee_users"), _int64("threshold"), _int64("x")), "clang-22"

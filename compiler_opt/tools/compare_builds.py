@@ -18,12 +18,13 @@ The bundled programs (brotli, Lua, fastText; sources fetched by name, pinned SHA
 
   python -m compiler_opt.tools.compare_builds --policy=demo_output --work_dir=build/compare --programs=all
 
-Input: `--policy`, a saved_policy directory or a bc_max root directory (its newest iteration's policy is used),
-exported first; or `--plugin`, an exported libbcmax_inliner.so. Output: a table on stdout (sizes in bytes, stock ->
-plugin), `--json_out` (one JSON object per program, see compare_builds_lib.Comparison.to_json), each variant's
-tree, program and recorded compile_commands.json under `--work_dir/<name>/`, and with `--corpus_dir` the MLGO
-corpus of the stock build (extract_corpus's --compile_commands route). Exit status 1 if any build or smoke test
-failed. Flags appended by the wrappers are gin settings of `compare_builds.BuildFlags`.
+Input: `--policy`, a saved_policy directory or a bc_max root directory (the iteration it chose on validation;
+before it has chosen one, its newest), exported first; or `--plugin`, an exported libbcmax_inliner.so.
+Output: a table on stdout (sizes in bytes, stock -> plugin), `--json_out` (one JSON object per program, see
+compare_builds_lib.Comparison.to_json), each variant's tree, program and recorded compile_commands.json under
+`--work_dir/<name>/`, and with `--corpus_dir` the MLGO corpus of the stock build (extract_corpus's
+--compile_commands route). Exit status 1 if any build or smoke test failed. Flags appended by the wrappers are
+gin settings of `compare_builds.BuildFlags`.
 """
 
 import json
@@ -37,7 +38,9 @@ from compiler_opt import console
 from compiler_opt.rl import atomic_file, extract_corpus_lib
 from compiler_opt.tools import bundled_programs, compare_builds_lib, export_model_lib
 
-_POLICY = flags.DEFINE_string("policy", None, "saved_policy directory, or a bc_max root (newest iteration's policy).")
+_POLICY = flags.DEFINE_string(
+    "policy", None, "saved_policy directory, or a bc_max root (its chosen iteration's policy)."
+)
 _PLUGIN = flags.DEFINE_string("plugin", None, "An exported libbcmax_inliner.so (instead of --policy).")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Where both builds, their programs and the export go.")
 _PROGRAMS = flags.DEFINE_list("programs", [], f"Bundled programs: {', '.join(bundled_programs.NAMES)} or all.")
@@ -93,7 +96,7 @@ def main(argv):
     try:
         plugin = _PLUGIN.value
         if plugin is None:
-            policy = compare_builds_lib.newest_policy(_POLICY.value)
+            policy = export_model_lib.resolve_policy(_POLICY.value)
             logging.info("exporting %s", policy, extra=console.STEP)
             export_dir = os.path.join(work_dir, "export")
             export_model_lib.export_policy(policy, export_dir)

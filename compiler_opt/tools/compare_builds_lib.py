@@ -535,27 +535,6 @@ def compare(
     return Comparison(project.name, results[STOCK], results[PLUGIN])
 
 
-def newest_policy(path: str) -> str:
-    """`path` if it is a saved_policy (holds saved_model.pb), else the saved_policy of the highest-numbered
-    `iteration_N/model/` under `path` (a bc_max root directory)."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    if os.path.isfile(os.path.join(path, "saved_policy", "saved_model.pb")):
-        return os.path.join(path, "saved_policy")
-    found = []
-    for entry in os.listdir(path) if os.path.isdir(path) else ():
-        policy = os.path.join(path, entry, "model", "saved_policy")
-        number = entry.removeprefix("iteration_")
-        is_policy = os.path.isfile(os.path.join(policy, "saved_model.pb"))
-        if entry.startswith("iteration_") and number.isdigit() and is_policy:
-            found.append((int(number), policy))
-    if not found:
-        raise CompareError(
-            f"{path} holds no saved_policy and no iteration_N/model/saved_policy: train one first (`make demo`)"
-        )
-    return max(found)[1]
-
-
 def make_corpus(comparison: Comparison, corpus_dir: str, jobs: int = 1) -> extract_corpus_lib.ExtractionSummary:
     """The corpus of the stock build, from its recorded compile_commands.json (extract_corpus's route)."""
     return extract_corpus_lib.extract_from_compile_commands(comparison.stock.compile_commands, corpus_dir, jobs=jobs)

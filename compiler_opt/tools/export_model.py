@@ -5,7 +5,8 @@ Usage:
     --policy=runs/bcmax/saved_policy --output_dir=runs/bcmax/export
   clang-22 -Oz -fpass-plugin=runs/bcmax/export/libbcmax_inliner.so -c foo.c
 
-Input: `--policy`, an MLGO `saved_policy` directory (or the directory holding one), as docs/CONTRACTS.md describes.
+Input: `--policy`, an MLGO `saved_policy` directory (or the directory holding one), as docs/CONTRACTS.md describes,
+or a bc_max --root_dir (the iteration it chose on validation).
 Output: `--output_dir` with `libbcmax_inliner.so` (the plugin), `saved_model/` (for
 `-DLLVM_INLINER_MODEL_PATH=` when building LLVM), `aot/InlinerSizeModel.{h,o}`, a Bazel repository (`WORKSPACE`,
 `BUILD.bazel`, `xla_runtime/`) and `export.json`; see compiler_opt/tools/export_model_lib.py. Settings (compiler
@@ -19,7 +20,7 @@ from absl import app, flags, logging
 
 from compiler_opt.tools import export_model_lib
 
-_POLICY = flags.DEFINE_string("policy", None, "saved_policy directory (or the directory holding one).")
+_POLICY = flags.DEFINE_string("policy", None, "saved_policy directory (or one holding it), or a bc_max root.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory to write the export to (replaced if an export).")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string(

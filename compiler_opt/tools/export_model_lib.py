@@ -50,6 +50,7 @@ import numpy as np
 from absl import logging
 
 from compiler_opt.rl import atomic_file, policy_saver, protocol, saved_policy
+from compiler_opt.rl.imitation_learning import report
 
 PLUGIN_FILENAME = "libbcmax_inliner.so"
 MANIFEST_FILENAME = "export.json"
@@ -174,13 +175,35 @@ def clang_release_features(clang: str, target_triple: str = "x86_64-pc-linux-gnu
     return header.features
 
 
-def _policy_dir(path: str) -> str:
-    if os.path.isdir(os.path.join(path, "saved_policy")):
-        path = os.path.join(path, "saved_policy")
+def resolve_policy(path: str) -> str:
+    """The saved_policy that `path` names, as an absolute path: `path` itself if it holds saved_model.pb, or its
+    `saved_policy/`; for a bc_max root directory, the iteration its results.json records as chosen on validation,
+    or, before it has chosen one, the highest-numbered `iteration_N/model/saved_policy`."""
     path = os.path.abspath(path)
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ExportError(f"{path} holds no saved_model.pb: pass the `saved_policy` directory written by the trainer")
-    return path
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    if os.path.isfile(os.path.join(path, "saved_policy", "saved_model.pb")):
+        return os.path.join(path, "saved_policy")
+    chosen = report.chosen_policy(path) if os.path.isdir(path) else None
+    if chosen is not None:
+        return chosen
+    found = []
+    for entry in os.listdir(path) if os.path.isdir(path) else ():
+        policy = os.path.join(path, entry, "model", "saved_policy")
+        number = entry.removeprefix("iteration_")
+        if (
+            entry.startswith("iteration_")
+            and number.isdigit()
+            and os.path.isfile(os.path.join(policy, "saved_model.pb"))
+        ):
+            found.append((int(number), policy))
+    if not found:
+        raise ExportError(
+            f"{path} holds no saved_model.pb, no saved_policy and no iteration_N/model/saved_policy: pass the "
+            "`saved_policy` directory written by the trainer or a bc_max run's --root_dir (train one first: "
+            "`make demo`)"
+        )
+    return max(found)[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -568,7 +591,7 @@ def export_policy(
     Raises ExportError, leaving `output_dir` as it was, when the policy does not fit `clang`'s inliner or a step fails.
     """
     start = time.monotonic()
-    policy_dir = _policy_dir(policy)
+    policy_dir = resolve_policy(policy)
     output_dir = os.path.abspath(output_dir)
     _check_replaceable(output_dir)
     os.makedirs(os.path.dirname(output_dir), exist_ok=True)

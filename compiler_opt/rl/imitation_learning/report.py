@@ -32,6 +32,21 @@ PART_TITLES = {
 }
 
 
+def chosen_policy(root_dir: str) -> str | None:
+    """The saved_policy of the iteration that `root_dir/results.json` records as chosen (`best_iteration`), or None
+    when there is no results.json yet (a run that has not finished an iteration), it chose nothing, or that
+    iteration's policy is gone."""
+    path = os.path.join(root_dir, "results.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        best = json.load(f).get("best_iteration")
+    if best is None:
+        return None
+    policy = os.path.join(bc_max_lib.iteration_dir(root_dir, best), "model", "saved_policy")
+    return policy if os.path.isfile(os.path.join(policy, "saved_model.pb")) else None
+
+
 def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.4f}"
 
