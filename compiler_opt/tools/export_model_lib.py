@@ -226,6 +226,7 @@ def write_model(policy_dir: str, output_dir: str, *, probes: int = 64) -> Deploy
     """
     import tensorflow as tf
     from tensorflow.python.framework import convert_to_constants
+    from tensorflow.python.util import deprecation
 
     saved_policy.register_distribution_types()
     try:
@@ -270,7 +271,8 @@ def write_model(policy_dir: str, output_dir: str, *, probes: int = 64) -> Deploy
     graph_def = frozen.graph.as_graph_def()
     boundaries = deduplicate_bucketize(graph_def)
     fetch = frozen.outputs[0].name
-    used = {n.name for n in tf.compat.v1.graph_util.extract_sub_graph(graph_def, [fetch.split(":")[0]]).node}
+    with deprecation.silence():  # TF's only pruning of a GraphDef; its "designed for TF1" notice is not for users.
+        used = {n.name for n in tf.compat.v1.graph_util.extract_sub_graph(graph_def, [fetch.split(":")[0]]).node}
     feeds = {name: tensor.name for name, tensor in zip(features, frozen.inputs, strict=True) if tensor.op.name in used}
     unread = sorted(set(features) - set(feeds))
     if unread:
