@@ -69,43 +69,21 @@ def test_collecting_a_module_twice_is_rejected_naming_it(small_modules, tmp_path
         _collect([small_modules[0], small_modules[1], small_modules[0]], str(tmp_path / "out"))
 
 
-def test_the_collection_binary_stops_before_any_compile_on_a_cmd_without_cc1(small_corpus, fake_bin, tmp_path):
-    log = str(tmp_path / "clang.log")
-    injection.write_fake_clang(fake_bin, "passthrough", log=log)
-    name = corpus.Corpus.load(small_corpus).names[0]
-    _, cmd_path = corpus.module_files(small_corpus, name)
-    with open(cmd_path, "wb") as f:
-        f.write(b"-Oz\0-c\0")
-    out = str(tmp_path / "out")
-
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "compiler_opt.rl.imitation_learning.generate_bc_trajectories",
-            f"--data_path={small_corpus}",
-            f"--output_dir={out}",
-            "--num_workers=1",
-        ],
-        capture_output=True,
-        text=True,
-    )
-
-    assert proc.returncode != 0
-    assert f"{cmd_path} does not start with -cc1" in proc.stderr and "re-extract" in proc.stderr
-    assert not os.path.exists(log) and not os.path.exists(out)
-
-
 @pytest.mark.parametrize(
     "binary, output_flag",
     [
+        ("compiler_opt.rl.imitation_learning.generate_bc_trajectories", "--output_dir"),
         ("compiler_opt.rl.imitation_learning.bc_max", "--root_dir"),
         ("compiler_opt.es.es_trainer", "--root_dir"),
         ("compiler_opt.tools.select_baselines", "--output_dir"),
     ],
-    ids=["bc_max", "es_trainer", "select_baselines"],
+    ids=["collection", "bc_max", "es_trainer", "select_baselines"],
 )
-def test_every_corpus_binary_names_a_bad_cmd_file_and_writes_nothing(binary, output_flag, small_corpus, tmp_path):
+def test_every_corpus_binary_stops_before_any_compile_on_a_cmd_without_cc1_and_writes_nothing(
+    binary, output_flag, small_corpus, fake_bin, tmp_path
+):
+    log = str(tmp_path / "clang.log")
+    injection.write_fake_clang(fake_bin, "passthrough", log=log)
     name = corpus.Corpus.load(small_corpus).names[0]
     _, cmd_path = corpus.module_files(small_corpus, name)
     with open(cmd_path, "wb") as f:
@@ -120,4 +98,4 @@ def test_every_corpus_binary_names_a_bad_cmd_file_and_writes_nothing(binary, out
 
     assert proc.returncode != 0
     assert f"{cmd_path} does not start with -cc1" in proc.stderr and "re-extract" in proc.stderr
-    assert not os.path.exists(out)
+    assert not os.path.exists(log) and not os.path.exists(out)
