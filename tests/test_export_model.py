@@ -39,6 +39,20 @@ def test_a_bc_max_run_ships_the_iteration_it_chose_on_validation_not_its_newest(
     assert export_model_lib.resolve_policy(str(tmp_path)) == str(tmp_path / "iteration_2" / "model" / "saved_policy")
 
 
+def test_a_bc_max_run_whose_chosen_policy_is_gone_is_an_error_not_another_iteration(tmp_path):
+    _fake_policies(tmp_path, (1, 3))
+    (tmp_path / "results.json").write_text(json.dumps({"best_iteration": 2, "chosen_on": "validation"}))
+    with pytest.raises(export_model_lib.ExportError, match=r"results.json chose .*iteration_2.*rerun bc_max"):
+        export_model_lib.resolve_policy(str(tmp_path))
+
+
+def test_a_damaged_results_file_is_an_error_naming_it(tmp_path):
+    _fake_policies(tmp_path, (1,))
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(export_model_lib.ExportError, match=r"results.json is not a bc_max results file"):
+        export_model_lib.resolve_policy(str(tmp_path))
+
+
 def test_a_bc_max_run_without_results_yet_ships_its_highest_iteration_number_not_the_last_name(tmp_path):
     _fake_policies(tmp_path, (2, 10, 9))
     (tmp_path / "iteration_11").mkdir()  # an iteration still training: no policy yet

@@ -177,15 +177,24 @@ def clang_release_features(clang: str, target_triple: str = "x86_64-pc-linux-gnu
 
 def resolve_policy(path: str) -> str:
     """The saved_policy that `path` names, as an absolute path: `path` itself if it holds saved_model.pb, or its
-    `saved_policy/`; for a bc_max root directory, the iteration its results.json records as chosen on validation,
-    or, before it has chosen one, the highest-numbered `iteration_N/model/saved_policy`."""
+    `saved_policy/`; for a bc_max root directory, the iteration its results.json records as chosen on validation
+    (an error if that policy is gone: never silently another one), or, before the run has a results.json, the
+    highest-numbered `iteration_N/model/saved_policy`."""
     path = os.path.abspath(path)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
     if os.path.isfile(os.path.join(path, "saved_policy", "saved_model.pb")):
         return os.path.join(path, "saved_policy")
-    chosen = report.chosen_policy(path) if os.path.isdir(path) else None
+    try:
+        chosen = report.chosen_policy(path) if os.path.isdir(path) else None
+    except ValueError as e:
+        raise ExportError(str(e)) from e
     if chosen is not None:
+        if not os.path.isfile(os.path.join(chosen, "saved_model.pb")):
+            raise ExportError(
+                f"{path}/results.json chose {chosen}, which holds no saved_model.pb: rerun bc_max on {path} to "
+                "retrain it, or pass another saved_policy directory"
+            )
         return chosen
     found = []
     for entry in os.listdir(path) if os.path.isdir(path) else ():

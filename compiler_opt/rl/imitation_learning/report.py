@@ -33,18 +33,20 @@ PART_TITLES = {
 
 
 def chosen_policy(root_dir: str) -> str | None:
-    """The saved_policy of the iteration that `root_dir/results.json` records as chosen (`best_iteration`), or None
-    when there is no results.json yet (a run that has not finished an iteration), it chose nothing, or that
-    iteration's policy is gone."""
+    """The saved_policy directory of the iteration that `root_dir/results.json` records as chosen
+    (`best_iteration`), whether or not it still exists; None when there is no results.json yet (a run that has not
+    finished an iteration) or it chose nothing. Raises ValueError naming the file when it is not valid JSON."""
     path = os.path.join(root_dir, "results.json")
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        best = json.load(f).get("best_iteration")
+    try:
+        with open(path) as f:
+            best = json.load(f).get("best_iteration")
+    except (ValueError, AttributeError) as e:
+        raise ValueError(f"{path} is not a bc_max results file ({e}): rerun bc_max on {root_dir} to rewrite it") from e
     if best is None:
         return None
-    policy = os.path.join(bc_max_lib.iteration_dir(root_dir, best), "model", "saved_policy")
-    return policy if os.path.isfile(os.path.join(policy, "saved_model.pb")) else None
+    return os.path.join(bc_max_lib.iteration_dir(root_dir, int(best)), "model", "saved_policy")
 
 
 def _fmt(x: float | None) -> str:
