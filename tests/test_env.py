@@ -202,3 +202,20 @@ def test_an_object_that_cannot_be_measured_fails_that_compile_not_the_run(tmp_pa
         assert result.status == env.FAILED
         assert "exited 0 but its object cannot be measured" in result.error and ".o" in result.error
     assert os.listdir(tmp_path) == []
+
+
+def test_a_clipped_error_keeps_its_reason_its_first_diagnostics_and_its_last_lines():
+    reason = "clang exited with exit code 1"
+    stderr = "\n".join(f"file.c:{i}:1: error: expected expression" for i in range(200))
+    clipped = env.clip_error(f"{reason}\n{stderr}", limit=500)
+    assert len(clipped) <= 500
+    assert clipped.startswith(f"{reason}\nfile.c:0:1: error: expected expression\n")
+    assert clipped.endswith("file.c:199:1: error: expected expression")
+    assert "\n...\n" in clipped and "file.c:100:1:" not in clipped
+
+
+def test_an_error_within_the_limit_is_kept_whole():
+    assert (
+        env.clip_error("clang exited with signal SIGKILL\nKilled", limit=500)
+        == "clang exited with signal SIGKILL\nKilled"
+    )

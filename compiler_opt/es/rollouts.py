@@ -58,5 +58,5 @@ def run_rollout(job: RolloutJob) -> RolloutResult:
         text_size=result.text_size,
         horizon=result.horizon,
         seconds=result.seconds,
-        error=result.error[-2000:],
+        error=env.clip_error(result.error),
     )

@@ -67,7 +67,7 @@ def measure_one(job: MeasureJob) -> Measurement:
     except (env.FeatureMismatchError, task_lib.ToolError):
         raise
     except Exception as e:  # noqa: BLE001 - one module's failure must not end the run.
-        return Measurement(job.module.name, job.policy.name, None, 0, "", env.FAILED, repr(e)[-2000:])
+        return Measurement(job.module.name, job.policy.name, None, 0, "", env.FAILED, env.clip_error(repr(e)))
     return Measurement(
         module=job.module.name,
         policy=job.policy.name,
@@ -75,7 +75,7 @@ def measure_one(job: MeasureJob) -> Measurement:
         horizon=result.horizon,
         actions_sha256=actions_digest(result.actions) if result.ok else "",
         status=result.status,
-        error=result.error[-2000:],
+        error=env.clip_error(result.error),
     )
 
 

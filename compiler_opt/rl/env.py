@@ -34,7 +34,7 @@ OK = "ok"
 FAILED = "failed"
 TIMEOUT = "timeout"
 
-_STDERR_TAIL = 2000
+_STDERR_EXCERPT = 2000  # bytes read from each end of a failed compile's stderr
 # How often a wait for the compiler wakes to check whether it is still alive.
 _POLL_SLICE_S = 0.05
 
@@ -306,7 +306,7 @@ def _failed(module, policy_name, status, reason, start, tmpdir, actions=()) -> C
         actions=np.asarray(actions, dtype=np.int8),
         features={},
         seconds=time.monotonic() - start,
-        error=f"{reason}\n{_tail(os.path.join(tmpdir, 'stderr'))}".strip(),
+        error=clip_error(f"{reason}\n{_stderr_excerpt(os.path.join(tmpdir, 'stderr'))}".strip()),
     )
 
 
@@ -397,11 +397,33 @@ def _describe_returncode(code: int) -> str:
     return f"exit code {code}"
 
 
-def _tail(path: str) -> str:
+ERROR_LIMIT = 2000  # characters of a compile's error kept in records, profiles and reports
+
+
+def clip_error(text: str, limit: int = ERROR_LIMIT) -> str:
+    """`text` cut to at most `limit` characters: its first half (the reason, such as "clang exited with exit code 1",
+    then the tool's first diagnostics) and its last (the tool's last lines), the cut marked by a "..." line. Long
+    stderr never hides the reason or the first error."""
+    if len(text) <= limit:
+        return text
+    marker = "\n...\n"
+    head = text[: (limit - len(marker)) // 2]
+    tail = text[len(text) - (limit - len(marker) - len(head)) :]
+    return head + marker + tail
+
+
+def _stderr_excerpt(path: str) -> str:
+    """The beginning and the end of a stderr file (its first diagnostics and its last lines), "..." between them."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - _STDERR_TAIL))
-            return f.read().decode(errors="replace").strip()
+            size = f.tell()
+            f.seek(0)
+            if size <= 2 * _STDERR_EXCERPT:
+                return f.read().decode(errors="replace").strip()
+            head = f.read(_STDERR_EXCERPT)
+            f.seek(size - _STDERR_EXCERPT)
+            tail = f.read()
     except OSError:
         return ""
+    return f"{head.decode(errors='replace')}\n...\n{tail.decode(errors='replace')}".strip()

@@ -83,7 +83,7 @@ def evaluate_module(job: EvalJob) -> ModuleEvaluation:
         policy_size=result.text_size,
         horizon=result.horizon,
         status=status,
-        error="\n".join(errors)[-2000:],
+        error=env.clip_error("\n".join(errors)),
     )
 
 

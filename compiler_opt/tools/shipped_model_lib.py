@@ -130,7 +130,7 @@ def check_module(job: CheckJob) -> ModuleCheck:
         }
         failed = [f"{kind}: {r.error}" for kind, r in results.items() if not r.ok]
         if failed:
-            return ModuleCheck(module=job.module.name, status=env.FAILED, error="\n".join(failed)[-2000:])
+            return ModuleCheck(module=job.module.name, status=env.FAILED, error=env.clip_error("\n".join(failed)))
         states = results["saved_model"].features
         numpy_model = numpy_player.model
         if results["saved_model"].horizon:

@@ -34,8 +34,16 @@ def _scramble(path):
         f.write(os.urandom(size))
 
 
+def _one_long_invalid_line(path):
+    """clang echoes the bad line in its error, escaped, far past the error length kept in profiles."""
+    with open(path, "wb") as f:
+        f.write(b"\xbe" * 3000)
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("damage", [_truncate, _scramble], ids=["truncated", "random_bytes"])
+@pytest.mark.parametrize(
+    "damage", [_truncate, _scramble, _one_long_invalid_line], ids=["truncated", "random_bytes", "long_stderr"]
+)
 def test_damaged_bitcode_fails_only_its_module_with_clangs_error(damage, small_corpus, tmp_path):
     modules = list(corpus.Corpus.load(small_corpus))
     damaged = modules[1]
@@ -46,8 +54,10 @@ def test_damaged_bitcode_fails_only_its_module_with_clangs_error(damage, small_c
 
     assert summary["failed_modules"] == [damaged.name]
     profile = {p.module: p for p in profiles.read_jsonl(os.path.join(out, collection.PROFILES_FILE))}[damaged.name]
-    assert "clang exited with exit code 1" in profile.results["heuristic"].error
-    assert "error:" in profile.results["heuristic"].error
+    error = profile.results["heuristic"].error
+    assert error.startswith("clang exited with exit code 1")
+    assert "error:" in error
+    assert len(error) <= 2000
     assert set(injection.read_records(out)) == {m.name for m in modules} - {damaged.name}
 
 

@@ -87,7 +87,7 @@ def _outcome(result: env.CompileResult, cached: bool) -> profiles.PolicyOutcome:
         horizon=result.horizon,
         seconds=round(result.seconds, 4),
         status=result.status,
-        error=result.error[-2000:],
+        error=env.clip_error(result.error),
         cached=cached,
     )
 
