@@ -11,7 +11,7 @@ DEMO_DIR ?= demo_output
 DEMO_CORPUS_DIR ?= build/demo_corpus
 DEMO_PER_CODEBASE ?= 5
 
-.PHONY: setup apt venv corpus corpus_v2 demo-corpus test lint format demo full-run full-run-v2 plugin compare-builds bench clean
+.PHONY: setup apt venv corpus corpus_v2 slow-list demo-corpus test lint format demo full-run full-run-v2 plugin compare-builds bench clean
 
 setup: apt venv
 
@@ -43,6 +43,11 @@ corpus: setup
 CORPUS_V2_DIR ?= build/corpus_v2
 corpus_v2: setup
 	$(PY) -m compiler_opt.tools.make_default_corpus --corpus=v2 --output_dir=$(CORPUS_V2_DIR) $(CORPUS_V2_ARGS)
+
+# Measures every TU of corpus v2 against the CPU-time limit again and rewrites the pinned slow list (a whole build;
+# commit the file: it changes the corpus, its split and every figure measured on it).
+slow-list: setup
+	$(PY) -m compiler_opt.tools.make_default_corpus --corpus=v2 --write_slow_list=compiler_opt/rl/corpus_v2_slow.json
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,7 @@
 """Specification of default corpus v2: pinned codebases, built per TU into a cache, any subset on request."""
 
+import dataclasses
+import fnmatch
 import io
 import json
 import os
@@ -228,6 +230,80 @@ def test_tus_over_the_compile_time_limit_are_left_out_as_slow(tmp_path):
     results = _results(tmp_path / "cache", "five")
     assert [r["status"] for r in results] == ["slow"] * 5
     assert all(r["cpu_seconds"] > 0 for r in results)
+
+
+def _slow_list(tmp_path, codebases, max_compile_seconds=1.0):
+    path = tmp_path / "slow.json"
+    corpus_v2_lib.write_slow_list(str(path), corpus_v2_lib.SlowList(max_compile_seconds, "a test", codebases))
+    return str(path)
+
+
+@pytest.mark.integration
+def test_pinned_slow_tus_are_left_out_uncompiled_and_the_rest_kept_whatever_this_machines_speed(tmp_path):
+    # A limit of 0 s would leave every TU out as slow on any machine; the pinned list decides instead.
+    slow_list = _slow_list(tmp_path, {"five": ("src/f1.c", "src/f3.c")})
+    path, stats = corpus_v2_lib.build_corpus_v2(
+        str(tmp_path / "cache"),
+        jobs=1,
+        codebases=(_five_functions(tmp_path),),
+        max_compile_seconds=0.0,
+        slow_list=slow_list,
+        progress=False,
+    )
+    assert corpus.Corpus.load(path).names == ("five/src/f0", "five/src/f2", "five/src/f4")
+    assert stats.compiled == 3
+    assert sorted(r["source"] for r in _results(tmp_path / "cache", "five")) == ["src/f0.c", "src/f2.c", "src/f4.c"]
+    (record,) = v1.read_manifest(path).codebases
+    assert record.tu_count == 5
+    ((what, count, reason),) = ((x.what, x.count, x.reason) for x in record.left_out)
+    assert (what, count) == ("src/f1.c src/f3.c", 2)
+    assert "too slow" in reason and "slow.json" in reason
+
+
+@pytest.mark.integration
+def test_a_full_builds_slow_tus_become_the_pinned_list_and_a_sample_cannot_make_one(tmp_path):
+    cache = str(tmp_path / "cache")
+    codebase = _five_functions(tmp_path)
+    path, _ = corpus_v2_lib.build_corpus_v2(cache, jobs=2, codebases=(codebase,), slow_list=None, progress=False)
+    manifest = v1.read_manifest(path)
+    # As if two TUs had passed the limit on that build.
+    (record,) = manifest.codebases
+    slow = v1.LeftOut("src/f4.c src/f0.c", 2, "its -Oz compile is too slow")
+    manifest = dataclasses.replace(manifest, codebases=(dataclasses.replace(record, left_out=(slow,)),))
+
+    measured = corpus_v2_lib.slow_list_of(manifest, "here")
+    assert measured.codebases == {"five": ("src/f0.c", "src/f4.c")}
+    assert measured.max_compile_seconds == 3.0
+    written = _slow_list(tmp_path, measured.codebases, measured.max_compile_seconds)
+    assert corpus_v2_lib.read_slow_list(written) == dataclasses.replace(measured, measured_on="a test")
+
+    sample = corpus_v2_lib.Selection(max_modules=2)
+    sampled, _ = corpus_v2_lib.build_corpus_v2(
+        cache, jobs=2, selection=sample, codebases=(codebase,), slow_list=None, progress=False
+    )
+    with pytest.raises(v1.DefaultCorpusError, match="full v2 build"):
+        corpus_v2_lib.slow_list_of(v1.read_manifest(sampled), "here")
+
+
+@pytest.mark.parametrize(
+    "text", ["", "[]", '{"max_compile_seconds": 3}', '{"max_compile_seconds": 3, "codebases": {"a": "x.c"}}']
+)
+def test_a_damaged_slow_list_is_an_error_naming_the_file_and_the_fix(tmp_path, text):
+    path = tmp_path / "slow.json"
+    path.write_text(text)
+    with pytest.raises(v1.DefaultCorpusError, match=f"{path} is not a slow list.*restore it from git"):
+        corpus_v2_lib.read_slow_list(str(path))
+
+
+def test_the_shipped_slow_list_names_only_codebases_and_sources_of_the_recipes():
+    shipped = corpus_v2_lib.read_slow_list(corpus_v2_lib.SLOW_LIST_FILE)
+    recipes = {cb.name: cb for cb in corpus_v2_recipes.CODEBASES}
+    assert set(shipped.codebases) == set(recipes)
+    for name, sources in shipped.codebases.items():
+        patterns = recipes[name].sources
+        # "**/" in a recipe's pattern also matches no directory at all (glob's rule).
+        patterns = [*patterns, *(p.replace("**/", "") for p in patterns)]
+        assert all(any(fnmatch.fnmatchcase(s, p) for p in patterns) for s in sources), name
 
 
 def test_module_names_start_with_the_codebase_and_keep_a_suffix_only_to_stay_distinct():

@@ -24,6 +24,13 @@ the limit, compiling only the TUs needed to know them. A TU is left out if clang
 its object defines no function, or if its compile (-Oz with embedded bitcode) takes more than
 `max_compile_seconds` of CPU time (user + system of the clang process, which a loaded machine does
 not inflate as wall time).
+
+CPU time still varies between machines and with their load, and a TU near the limit would be in the
+corpus on one machine and not on another, changing the corpus, its split and every figure on it.
+So the slow TUs are measured once, on a full build, and pinned in SLOW_LIST_FILE (`write_slow_list`
+writes it from that build's manifest): for a codebase the file lists, its listed TUs are left out
+without compiling, and the others are kept unless they pass `pinned_slack` times the limit (a far
+slower machine). Codebases the file does not list are measured against the limit on each build.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import gin
 import tqdm
@@ -68,6 +75,66 @@ _KEY_OMITS_AT_DEFAULT = {"sample": 0}
 # Salt of the recipe's TU sample. The split (splits.py) assigns files by the unsalted score of their module name, so
 # a sample ranked by that same score would hold only files the split sends to validation and test, and none to train.
 RECIPE_SAMPLE_SALT = "recipe-sample:"
+
+# The slow TUs of every codebase, measured once on a full build (see the module docstring).
+SLOW_LIST_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus_v2_slow.json")
+_SLOW_REASON = "its -Oz compile is too slow"
+
+
+@dataclasses.dataclass(frozen=True)
+class SlowList:
+    """The TUs whose -Oz compile took more than `max_compile_seconds` of CPU on the build `measured_on`
+    describes: {codebase name: sorted source paths}. A codebase present with no path had no slow TU."""
+
+    max_compile_seconds: float
+    measured_on: str
+    codebases: Mapping[str, tuple[str, ...]]
+
+
+def read_slow_list(path: str) -> SlowList:
+    """Reads a slow list (JSON: {"max_compile_seconds": s, "measured_on": text, "codebases": {name: [path]}})."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+        codebases = raw["codebases"]
+        if not isinstance(codebases, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str) for x in v) for v in codebases.values()
+        ):
+            raise TypeError("codebases must map each codebase name to a list of source paths")
+        return SlowList(
+            float(raw["max_compile_seconds"]),
+            str(raw.get("measured_on", "")),
+            {k: tuple(sorted(v)) for k, v in codebases.items()},
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise v1.DefaultCorpusError(
+            f"{path} is not a slow list ({type(e).__name__}: {e}): restore it from git, or write it again with "
+            "`make_default_corpus --corpus=v2 --write_slow_list=PATH` after a full build"
+        ) from e
+
+
+def slow_list_of(manifest: v1.CorpusManifest, measured_on: str) -> SlowList:
+    """The slow list of a full v2 build's manifest; an error if a codebase was sampled or not fully compiled."""
+    max_s = float((manifest.selection or {}).get("max_compile_seconds", 0.0))
+    if (manifest.selection or {}).get("max_modules") or manifest.corpus != "v2":
+        raise v1.DefaultCorpusError("a slow list is measured on a full v2 build (no --max_modules_per_codebase)")
+    codebases = {}
+    for record in manifest.codebases:
+        unfinished = [x for x in record.left_out if x.what == "*" and "not compiled yet" in x.reason]
+        if unfinished:
+            raise v1.DefaultCorpusError(f"{record.name}: {unfinished[0].count} TUs not compiled yet; finish the build")
+        slow = [p for x in record.left_out if x.reason == _SLOW_REASON for p in x.what.split()]
+        codebases[record.name] = tuple(sorted(slow))
+    return SlowList(max_s, measured_on, codebases)
+
+
+def write_slow_list(path: str, slow: SlowList) -> None:
+    body = {
+        "max_compile_seconds": slow.max_compile_seconds,
+        "measured_on": slow.measured_on,
+        "codebases": {k: list(v) for k, v in sorted(slow.codebases.items())},
+    }
+    atomic_file.write_text(path, json.dumps(body, indent=1) + "\n")
 
 
 def recipe_sample(paths: Sequence[str], names: dict[str, str], n: int) -> list[str]:
@@ -127,7 +194,11 @@ def module_names(codebase: Codebase, sources: Sequence[str]) -> dict[str, str]:
 
 
 def codebase_key(
-    codebase: Codebase, opt_flags: Sequence[str], max_compile_seconds: float, compilers: Sequence[str]
+    codebase: Codebase,
+    opt_flags: Sequence[str],
+    max_compile_seconds: float,
+    compilers: Sequence[str],
+    pinned_slow: Sequence[str] | None = None,
 ) -> str:
     recipe = {
         "recipe_version": RECIPE_VERSION,
@@ -140,6 +211,8 @@ def codebase_key(
         "max_compile_seconds": max_compile_seconds,
         "compilers": [*compilers, *(v1.compiler_version(c) for c in compilers)],
     }
+    if pinned_slow is not None:
+        recipe["pinned_slow"] = sorted(pinned_slow)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -167,8 +240,21 @@ def _list_from_python(path: str, variable: str) -> list[str]:
 class _CodebaseBuild:
     """One codebase's cache directory: its sources, its TUs and the results recorded so far."""
 
-    def __init__(self, codebase: Codebase, cache_dir: str, key: str):
+    def __init__(
+        self,
+        codebase: Codebase,
+        cache_dir: str,
+        key: str,
+        max_cpu_seconds: float,
+        pinned_slow: Sequence[str] | None = None,
+        pinned_reason: str = "",
+    ):
         self.codebase = codebase
+        # The CPU-time limit of one compile, and the TUs left out as slow without compiling (None: none pinned).
+        self.max_cpu_seconds = max_cpu_seconds
+        self.pinned_slow = None if pinned_slow is None else frozenset(pinned_slow)
+        self.pinned_reason = pinned_reason
+        self.pinned_out: list[str] = []
         self.dir = os.path.join(cache_dir, "corpus_v2", "codebases", f"{codebase.name}-{key}")
         self.key = key
         self.cache_dir = cache_dir
@@ -248,6 +334,12 @@ class _CodebaseBuild:
         if cb.sample and len(kept) > cb.sample:
             self.left_out.append(("*", len(kept) - cb.sample, f"not in the recipe's sample of {cb.sample} TUs"))
             kept = recipe_sample(kept, self.names, cb.sample)
+        if self.pinned_slow:
+            slow = [p for p in kept if p in self.pinned_slow]
+            kept = [p for p in kept if p not in self.pinned_slow]
+            if slow:
+                self.left_out.append((" ".join(slow), len(slow), self.pinned_reason))
+            self.pinned_out = slow
         self.tus = kept
 
     def _read_results(self) -> None:
@@ -311,7 +403,6 @@ def _compile_tu(
     source: str,
     opt_flags: Sequence[str],
     tools: tuple[str, str, str, str],
-    max_compile_seconds: float,
     timeout_s: float,
 ) -> TuResult:
     clang, clangxx, objcopy, nm = tools
@@ -332,10 +423,11 @@ def _compile_tu(
     with tempfile.TemporaryDirectory(prefix="corpus_v2_") as tmp:
         obj = os.path.join(tmp, "m.o")
         start = time.monotonic()
-        status, reason, cpu = _run_measured([*argv, obj], build.root, timeout_s, max_compile_seconds)
+        max_cpu = build.max_cpu_seconds
+        status, reason, cpu = _run_measured([*argv, obj], build.root, timeout_s, max_cpu)
         wall = time.monotonic() - start
-        if status == "ok" and cpu > max_compile_seconds:
-            status, reason = "slow", f"compile took {cpu:.1f} s of CPU > {max_compile_seconds} s"
+        if status == "ok" and cpu > max_cpu:
+            status, reason = "slow", f"compile took {cpu:.1f} s of CPU > {max_cpu} s"
         if status == "ok" and not _defines_a_function(obj, nm):
             status, reason = "empty", "defines no function (data only, or code for another configuration)"
         if status == "ok":
@@ -443,6 +535,8 @@ def build_corpus_v2(
     codebases: Sequence[Codebase] = CODEBASES,
     opt_flags: Sequence[str] = ("-Oz",),
     max_compile_seconds: float = 3.0,
+    slow_list: str | None = SLOW_LIST_FILE,
+    pinned_slack: float = 4.0,
     compile_timeout_s: float = 1800.0,
     clang: str = "clang-22",
     clangxx: str = "clang++-22",
@@ -460,6 +554,9 @@ def build_corpus_v2(
       codebases: the recipes (default: corpus_v2_recipes.CODEBASES).
       opt_flags: optimization flags of every compile.
       max_compile_seconds: a TU whose compile takes more CPU seconds than this is left out ("slow").
+      slow_list: the slow TUs measured once (SLOW_LIST_FILE; None: measure every TU on this build). For a
+        codebase it lists, the listed TUs are left out uncompiled and the limit of the others is
+        `pinned_slack` times the list's max_compile_seconds.
       compile: False makes a corpus of what is already built, compiling nothing (e.g. during a
         long build; the manifest counts the TUs not compiled yet).
       compile_timeout_s: wall-time limit of one compile (then it is killed and left out as slow);
@@ -477,9 +574,20 @@ def build_corpus_v2(
     selection = selection or Selection()
     chosen = select_codebases(selection.codebases, codebases)
     tools = (clang, clangxx, objcopy, nm)
+    pinned = read_slow_list(slow_list) if slow_list else None
     builds = []
     for cb in chosen:
-        build = _CodebaseBuild(cb, cache_dir, codebase_key(cb, opt_flags, max_compile_seconds, (clang, clangxx)))
+        slow = pinned.codebases.get(cb.name) if pinned else None
+        if slow is None:
+            limit, reason = max_compile_seconds, ""
+        else:
+            limit = pinned.max_compile_seconds * pinned_slack
+            reason = (
+                f"{_SLOW_REASON} (over {pinned.max_compile_seconds} s of CPU when measured: "
+                f"{os.path.basename(slow_list)})"
+            )
+        key = codebase_key(cb, opt_flags, limit, (clang, clangxx), slow)
+        build = _CodebaseBuild(cb, cache_dir, key, limit, slow, reason)
         build.prepare()
         builds.append(build)
     compiled = 0
@@ -495,7 +603,7 @@ def build_corpus_v2(
 
         def one(item, bar=bar, bar_lock=bar_lock):
             try:
-                return _compile_tu(item[0], item[1], opt_flags, tools, max_compile_seconds, compile_timeout_s)
+                return _compile_tu(item[0], item[1], opt_flags, tools, compile_timeout_s)
             except (OSError, subprocess.SubprocessError) as e:  # Not the TU's fault: nothing recorded, retried.
                 logging.warning("%s: %s: %s; it will be retried by the next build", item[0].codebase.name, item[1], e)
                 return None
@@ -508,7 +616,8 @@ def build_corpus_v2(
         finally:
             bar.close()
         compiled += len(work)
-    view = _write_view(cache_dir, builds, selection, opt_flags, max_compile_seconds, clang)
+    limits = {"max_compile_seconds": max_compile_seconds, "slow_list": pinned and os.path.basename(slow_list)}
+    view = _write_view(cache_dir, builds, selection, opt_flags, limits, clang)
     return view, BuildStats(compiled, round(time.monotonic() - start, 1))
 
 
@@ -519,7 +628,7 @@ def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selectio
     left_out = [v1.LeftOut(pattern, count, reason) for pattern, count, reason in build.left_out]
     for status, why in (
         ("failed", "clang-22 cannot compile it standalone"),
-        ("slow", "its -Oz compile is too slow"),
+        ("slow", _SLOW_REASON),
         ("empty", "it defines no function (data only, or code for another configuration)"),
     ):
         bad = sorted(r.source for r in results.values() if r.status == status)
@@ -542,7 +651,7 @@ def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selectio
         filename=cb.sdist.filename,
         sha256=cb.sdist.sha256,
         license=cb.license,
-        tu_count=len(build.tus),
+        tu_count=len(build.tus) + len(build.pinned_out),
         module_count=len(chosen),
         languages=dict(sorted(languages.items())),
         left_out=tuple(left_out),
@@ -556,7 +665,7 @@ def _write_view(
     builds: Sequence[_CodebaseBuild],
     selection: Selection,
     opt_flags: Sequence[str],
-    max_compile_seconds: float,
+    limits: Mapping[str, object],
     clang: str,
 ) -> str:
     chosen = {b.codebase.name: b.selected(selection) for b in builds}
@@ -599,7 +708,7 @@ def _write_view(
             build_seconds=round(sum(r.compile_wall_seconds for r in records), 1),
             corpus="v2",
             codebases=records,
-            selection={**dataclasses.asdict(selection), "max_compile_seconds": max_compile_seconds},
+            selection={**dataclasses.asdict(selection), **limits},
         )
         atomic_file.write_text(os.path.join(tmp, v1.MANIFEST_FILE), manifest.to_json() + "\n")
         if os.path.isdir(final):

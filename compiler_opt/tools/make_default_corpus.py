@@ -14,8 +14,14 @@ Input: pinned sdists, downloaded once into the cache ($BCMAX_CACHE_DIR, default
 see compiler_opt/rl/corpus.py) plus default_corpus_manifest.json (modules' codebase and language;
 for v2 also each codebase's version, SHA-256, license, counts and what was left out and why),
 hard-linked from the cache. Prints modules per codebase, C vs C++ and the time taken.
+
+--write_slow_list=PATH (v2, whole corpus): measures every TU against the CPU-time limit instead of
+reading compiler_opt/rl/corpus_v2_slow.json, then writes the TUs found slow to PATH in that file's
+format (see compiler_opt/rl/corpus_v2_lib.py), to pin them for every later build.
 """
 
+import datetime
+import os
 import sys
 import time
 
@@ -40,6 +46,9 @@ _SAMPLE_SEED = flags.DEFINE_integer("sample_seed", 0, "v2 only: seed of the per-
 _COMPILE = flags.DEFINE_bool(
     "compile", True, "v2 only: --nocompile makes a corpus of what is already cached, compiling nothing."
 )
+_WRITE_SLOW_LIST = flags.DEFINE_string(
+    "write_slow_list", None, "v2, whole corpus: measure every TU and write the slow ones to this file."
+)
 _PROGRESS = flags.DEFINE_bool("progress", True, "v2 only: show a progress bar on stderr.")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
@@ -55,16 +64,27 @@ def main(argv):
     try:
         if _CORPUS.value == "v2":
             selection = corpus_v2_lib.Selection(tuple(_CODEBASES.value), _MAX_MODULES.value, _SAMPLE_SEED.value)
+            if _WRITE_SLOW_LIST.value and (_CODEBASES.value or _MAX_MODULES.value):
+                raise app.UsageError("--write_slow_list measures the whole corpus: drop --codebases and --max_modules")
+            measure = {"slow_list": None} if _WRITE_SLOW_LIST.value else {}
             cached_dir, stats = corpus_v2_lib.build_corpus_v2(
                 cache_dir=_CACHE_DIR.value,
                 jobs=_JOBS.value,
                 selection=selection,
                 progress=_PROGRESS.value,
                 compile=_COMPILE.value,
+                **measure,
             )
+            if _WRITE_SLOW_LIST.value:
+                manifest = make_default_corpus_lib.read_manifest(cached_dir)
+                when = datetime.date.today().isoformat()
+                measured_on = f"{manifest.clang_version}; {os.cpu_count()} cores; {_JOBS.value} jobs; {when}"
+                slow = corpus_v2_lib.slow_list_of(manifest, measured_on)
+                corpus_v2_lib.write_slow_list(_WRITE_SLOW_LIST.value, slow)
+                print(f"slow list: {sum(map(len, slow.codebases.values()))} TUs in {_WRITE_SLOW_LIST.value}")
         else:
-            if _CODEBASES.value or _MAX_MODULES.value:
-                raise app.UsageError("--codebases and --max_modules_per_codebase need --corpus=v2")
+            if _CODEBASES.value or _MAX_MODULES.value or _WRITE_SLOW_LIST.value:
+                raise app.UsageError("--codebases, --max_modules_per_codebase and --write_slow_list need --corpus=v2")
             cached_dir = make_default_corpus_lib.build_default_corpus(cache_dir=_CACHE_DIR.value, jobs=_JOBS.value)
         where = cached_dir
         if _OUTPUT_DIR.value:
