@@ -181,6 +181,35 @@ class TrainingRunTest(GinTestCase):
         self.assertTrue(os.path.isfile(os.path.join(root, "training_summary.json")))
         saved_policy.SavedPolicy.load(os.path.join(root, "saved_policy"))
 
+    def test_weight_averaging_exports_the_checkpointed_average_and_resumes_it(self):
+        files, vocab = self._data(shards=1, modules_per_shard=4)
+        plain = trainer_lib.train(
+            files, vocab, os.path.join(self.dir, "plain"), config=_small_config(num_steps=40, checkpoint_interval=20)
+        )
+        root = os.path.join(self.dir, "averaged")
+        config = _small_config(num_steps=40, checkpoint_interval=20, weight_averaging=0.9)
+        averaged = trainer_lib.train(files, vocab, root, config=config)
+
+        def kernels(result):
+            return saved_policy.FastPolicyParams.load(os.path.join(result.saved_policy_dir, "fast_policy.npz")).kernels
+
+        reader = tf.train.load_checkpoint(os.path.join(root, "checkpoints"))
+        checkpointed = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "averaged" in k}
+        self.assertEqual(len(checkpointed), 2 * len(kernels(averaged)))  # a kernel and a bias per Dense layer
+        for kernel in kernels(averaged):
+            self.assertTrue(any(np.array_equal(kernel, v) for v in checkpointed.values()))
+        # Same seed, same batches: only the averaging differs.
+        for k_plain, k_averaged in zip(kernels(plain), kernels(averaged), strict=True):
+            self.assertFalse(np.allclose(k_plain, k_averaged))
+        again = trainer_lib.train(files, vocab, root, config=config)
+        for k, k_again in zip(kernels(averaged), kernels(again), strict=True):
+            np.testing.assert_array_equal(k, k_again)
+
+    def test_weight_averaging_decay_outside_0_1_is_a_clear_error(self):
+        files, vocab = self._data(shards=1, modules_per_shard=2)
+        with self.assertRaisesRegex(ValueError, "weight_averaging must be in"):
+            trainer_lib.train(files, vocab, os.path.join(self.dir, "m"), config=_small_config(weight_averaging=1.0))
+
     def test_checkpoint_of_another_network_is_a_clear_error(self):
         files, vocab = self._data(shards=1, modules_per_shard=2)
         root = os.path.join(self.dir, "model")

@@ -44,7 +44,10 @@ class TrainerConfig:
 
     batch_size: examples (decisions) per step. num_steps: total optimizer steps (a resumed run continues to it).
     learning_rate: Adam's. weight_decay: decoupled weight decay per unit learning rate (AdamW's; 0 is Adam).
-    label_smoothing: labels y become y(1 - s) + s/2 in the cross-entropy. hidden_units / activation: the MLP.
+    label_smoothing: labels y become y(1 - s) + s/2 in the cross-entropy. weight_averaging: decay per step of an
+    exponential moving average of the weights, which is what is exported (and checkpointed beside the raw weights);
+    the decay is capped at (1 + step) / (10 + step) early on; 0 exports the last step's weights. hidden_units /
+    activation: the MLP.
     shuffle_buffer_size: decisions held for shuffling.
     records_per_parse: trajectory records parsed per `parse_sequence_example` call. cache_decisions: parse the
     records once and keep their decisions in memory (8 bytes per feature per decision). summary_interval /
@@ -56,6 +59,7 @@ class TrainerConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    weight_averaging: float = 0.0
     hidden_units: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     shuffle_buffer_size: int = 65536
@@ -101,6 +105,14 @@ class WeightedBCTrainer:
         else:
             self.optimizer = tf.keras.optimizers.Adam(learning_rate=config.learning_rate)
         self.optimizer.build(network.trainable_variables)
+        if not 0.0 <= config.weight_averaging < 1.0:
+            raise ValueError(f"weight_averaging must be in [0, 1), got {config.weight_averaging}")
+        # The moving average of every trainable weight (empty when averaging is off).
+        self.averaged = [
+            tf.Variable(v, trainable=False, name=f"averaged_{i}")
+            for i, v in enumerate(network.trainable_variables)
+            if config.weight_averaging
+        ]
         self._bce = tf.keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
         self.metrics = {
             "loss": tf.keras.metrics.Mean(name="loss"),
@@ -108,7 +120,8 @@ class WeightedBCTrainer:
             "weighted_accuracy": tf.keras.metrics.BinaryAccuracy(name="weighted_accuracy", threshold=0.5),
             "auc": tf.keras.metrics.AUC(name="auc", from_logits=True),
         }
-        checkpoint = tf.train.Checkpoint(network=network, optimizer=self.optimizer, step=self.step)
+        tracked = {"averaged": self.averaged} if self.averaged else {}
+        checkpoint = tf.train.Checkpoint(network=network, optimizer=self.optimizer, step=self.step, **tracked)
         self.checkpoints = tf.train.CheckpointManager(
             checkpoint, os.path.join(root_dir, "checkpoints"), max_to_keep=config.max_checkpoints
         )
@@ -139,6 +152,11 @@ class WeightedBCTrainer:
         grads = tape.gradient(loss, self.network.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.network.trainable_variables, strict=False))
         self.step.assign_add(1)
+        if self.averaged:
+            step = tf.cast(self.step, tf.float32)
+            decay = tf.minimum(tf.constant(self.config.weight_averaging, tf.float32), (1.0 + step) / (10.0 + step))
+            for average, variable in zip(self.averaged, self.network.trainable_variables, strict=True):
+                average.assign(decay * average + (1.0 - decay) * variable)
         self.metrics["loss"].update_state(loss)
         self.metrics["accuracy"].update_state(label, tf.sigmoid(logit))
         self.metrics["weighted_accuracy"].update_state(label, tf.sigmoid(logit), sample_weight=weight)
@@ -176,6 +194,14 @@ class WeightedBCTrainer:
                 break
         self._writer.flush()
         return results
+
+    def use_averaged_weights(self) -> None:
+        """Sets the network's weights to their moving average (no-op when averaging is off); call after the last
+        checkpoint, before exporting."""
+        if not self.averaged:
+            return
+        for average, variable in zip(self.averaged, self.network.trainable_variables, strict=True):
+            variable.assign(average)
 
 
 def build_network(
@@ -259,6 +285,7 @@ def train(
         metrics = trainer.train(dataset, config.num_steps)
     except tf.errors.DataLossError as e:
         raise trajectory_dataset.unreadable_files_error(files, e) from None
+    trainer.use_averaged_weights()
     saved_dir, collect_dir = policy_saver.export_policies(network, root_dir, trainer.step)
     result = TrainingResult(
         root_dir=root_dir,
