@@ -210,6 +210,28 @@ class TrainingRunTest(GinTestCase):
         with self.assertRaisesRegex(ValueError, "weight_averaging must be in"):
             trainer_lib.train(files, vocab, os.path.join(self.dir, "m"), config=_small_config(weight_averaging=1.0))
 
+    def test_decision_bias_moves_the_exported_policy_toward_inlining_and_keeps_the_trained_checkpoint(self):
+        files, vocab = self._data(shards=1, modules_per_shard=4)
+        rng = np.random.default_rng(1)
+        steps, _ = trajectory_records.heuristic_module(rng, 300)
+        inline_rate = {}
+        for bias in (-30.0, 0.0, 30.0):
+            root = os.path.join(self.dir, f"bias{bias}")
+            result = trainer_lib.train(files, vocab, root, config=_small_config(num_steps=60, decision_bias=bias))
+            inline_rate[bias] = saved_policy.SavedPolicy.load(result.saved_policy_dir).action_batch(steps).mean()
+            if bias:
+                # A rerun exports from the checkpoint again: the bias is added once, not twice.
+                def output_bias(r):
+                    npz = os.path.join(r.saved_policy_dir, "fast_policy.npz")
+                    return saved_policy.FastPolicyParams.load(npz).biases[-1]
+
+                first = output_bias(result)
+                again = trainer_lib.train(files, vocab, root, config=_small_config(num_steps=60, decision_bias=bias))
+                np.testing.assert_array_equal(output_bias(again), first)
+        self.assertEqual(inline_rate[-30.0], 0.0)
+        self.assertEqual(inline_rate[30.0], 1.0)
+        self.assertTrue(0.0 < inline_rate[0.0] < 1.0, inline_rate)
+
     def test_checkpoint_of_another_network_is_a_clear_error(self):
         files, vocab = self._data(shards=1, modules_per_shard=2)
         root = os.path.join(self.dir, "model")

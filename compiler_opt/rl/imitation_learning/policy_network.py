@@ -95,6 +95,11 @@ class InliningPolicyNetwork(network.Network):
         logits = self.logits(observation, training=training)
         return tfp.distributions.Categorical(logits=logits, dtype=tf.int64), network_state
 
+    @property
+    def output_bias(self) -> tf.Variable:
+        """The bias [2] of the logits layer (do not inline, inline)."""
+        return self._dense[-1].bias
+
     def dense_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(kernel [in, out], bias [out]) of every Dense layer, input to logits, as float32 numpy arrays."""
         return [(layer.kernel.numpy(), layer.bias.numpy()) for layer in self._dense]

@@ -46,7 +46,9 @@ class TrainerConfig:
     learning_rate: Adam's. weight_decay: decoupled weight decay per unit learning rate (AdamW's; 0 is Adam).
     label_smoothing: labels y become y(1 - s) + s/2 in the cross-entropy. weight_averaging: decay per step of an
     exponential moving average of the weights, which is what is exported (and checkpointed beside the raw weights);
-    the decay is capped at (1 + step) / (10 + step) early on; 0 exports the last step's weights. hidden_units /
+    the decay is capped at (1 + step) / (10 + step) early on; 0 exports the last step's weights. decision_bias: added
+    to the exported policy's inline logit (the greedy policy inlines where its logit margin exceeds -decision_bias);
+    the checkpoints keep the trained bias. hidden_units /
     activation: the MLP.
     shuffle_buffer_size: decisions held for shuffling.
     records_per_parse: trajectory records parsed per `parse_sequence_example` call. cache_decisions: parse the
@@ -60,6 +62,7 @@ class TrainerConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     weight_averaging: float = 0.0
+    decision_bias: float = 0.0
     hidden_units: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     shuffle_buffer_size: int = 65536
@@ -195,6 +198,12 @@ class WeightedBCTrainer:
         self._writer.flush()
         return results
 
+    def shift_decision(self) -> None:
+        """Adds `decision_bias` to the inline logit's bias; call after the last checkpoint, before exporting."""
+        if self.config.decision_bias:
+            bias = self.network.output_bias
+            bias.assign(bias + tf.constant([0.0, self.config.decision_bias], dtype=bias.dtype))
+
     def use_averaged_weights(self) -> None:
         """Sets the network's weights to their moving average (no-op when averaging is off); call after the last
         checkpoint, before exporting."""
@@ -286,6 +295,7 @@ def train(
     except tf.errors.DataLossError as e:
         raise trajectory_dataset.unreadable_files_error(files, e) from None
     trainer.use_averaged_weights()
+    trainer.shift_decision()
     saved_dir, collect_dir = policy_saver.export_policies(network, root_dir, trainer.step)
     result = TrainingResult(
         root_dir=root_dir,
