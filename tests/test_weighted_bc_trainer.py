@@ -232,6 +232,37 @@ class TrainingRunTest(GinTestCase):
         self.assertEqual(inline_rate[30.0], 1.0)
         self.assertTrue(0.0 < inline_rate[0.0] < 1.0, inline_rate)
 
+    def test_an_ensemble_policy_decides_by_the_mean_of_its_members_margins(self):
+        files, vocab = self._data(shards=1, modules_per_shard=4)
+        steps, _ = trajectory_records.heuristic_module(np.random.default_rng(2), 300)
+        ensemble = trainer_lib.train(
+            files,
+            vocab,
+            os.path.join(self.dir, "ensemble"),
+            config=_small_config(num_steps=40, seed=5, ensemble_size=3),
+        )
+        members = [
+            trainer_lib.train(
+                files, vocab, os.path.join(self.dir, f"seed{seed}"), config=_small_config(num_steps=40, seed=seed)
+            )
+            for seed in (5, 6, 7)
+        ]
+        margins = [saved_policy.SavedPolicy.load(m.saved_policy_dir).margin_batch(steps) for m in members]
+        ensemble_policy = saved_policy.SavedPolicy.load(ensemble.saved_policy_dir)
+        np.testing.assert_allclose(ensemble_policy.margin_batch(steps), np.mean(margins, axis=0), atol=1e-4)
+        # The members disagree somewhere, so the mean is not any one of them.
+        self.assertGreater(np.max(np.abs(margins[0] - margins[1])), 1e-2)
+        # Its SavedModel, not only the numpy path, is the ensemble.
+        saved_model = saved_policy.SavedPolicy.load(ensemble.saved_policy_dir, allow_fast_path=False)
+        first = {k: v[:20] for k, v in steps.items()}
+        clear = np.abs(ensemble_policy.margin_batch(first)) > saved_policy.TIE_MARGIN
+        np.testing.assert_array_equal(
+            saved_model.action_batch(first)[clear], ensemble_policy.action_batch(first)[clear]
+        )
+        # Members 1 and 2 keep their own checkpoints beside member 0's.
+        for i in (1, 2):
+            self.assertTrue(os.path.isdir(os.path.join(self.dir, "ensemble", f"ensemble_member_{i}", "checkpoints")))
+
     def test_checkpoint_of_another_network_is_a_clear_error(self):
         files, vocab = self._data(shards=1, modules_per_shard=2)
         root = os.path.join(self.dir, "model")

@@ -105,6 +105,53 @@ class InliningPolicyNetwork(network.Network):
         return [(layer.kernel.numpy(), layer.bias.numpy()) for layer in self._dense]
 
 
+def ensemble(members: Sequence[InliningPolicyNetwork]) -> InliningPolicyNetwork:
+    """One network whose logits are the mean of the members' logits (members: same normalization, activation and
+    layer widths). It is an MLP of the same depth whose layers are N times as wide: the members' first kernels side
+    by side, their hidden kernels block-diagonal, their output kernels stacked and divided by N (output bias: the
+    members' mean). Exact up to float rounding because the activation is elementwise, so it saves, converts and runs
+    in the numpy path as any single network does."""
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    first = members[0]
+    layers = [m.dense_weights() for m in members]
+    for m, weights in zip(members, layers, strict=True):
+        if (
+            m.normalization.feature_names != first.normalization.feature_names
+            or m.activation != first.activation
+            or [k.shape for k, _ in weights] != [k.shape for k, _ in layers[0]]
+        ):
+            raise ValueError("ensemble members must share features, activation and layer widths")
+    n = len(members)
+    hidden_units = [n * kernel.shape[1] for kernel, _ in layers[0][:-1]]
+    combined = InliningPolicyNetwork(first.normalization, hidden_units, first.activation)
+    combined.create_variables()
+    last = len(layers[0]) - 1
+    for i, layer in enumerate(combined._dense):
+        kernels = [weights[i][0] for weights in layers]
+        biases = [weights[i][1] for weights in layers]
+        if i == last:
+            kernel_in = kernels[0].shape[0]
+            if i == 0:  # no hidden layers: the mean of linear models
+                kernel = np.mean(kernels, axis=0)
+            else:
+                kernel = np.zeros((n * kernel_in, kernels[0].shape[1]), np.float32)
+                for j, k in enumerate(kernels):
+                    kernel[j * kernel_in : (j + 1) * kernel_in] = k / n
+            bias = np.mean(biases, axis=0)
+        elif i == 0:
+            kernel, bias = np.concatenate(kernels, axis=1), np.concatenate(biases)
+        else:
+            rows, cols = kernels[0].shape
+            kernel = np.zeros((n * rows, n * cols), np.float32)
+            for j, k in enumerate(kernels):
+                kernel[j * rows : (j + 1) * rows, j * cols : (j + 1) * cols] = k
+            bias = np.concatenate(biases)
+        layer.kernel.assign(kernel.astype(np.float32))
+        layer.bias.assign(bias.astype(np.float32))
+    return combined
+
+
 def network_from_vocab(
     feature_names: Sequence[str],
     vocab_dir: str,

@@ -12,6 +12,9 @@ Inputs:
 Outputs under root_dir:
   checkpoints/              tf.train.CheckpointManager checkpoints (network, optimizer, step); a rerun resumes.
   train/                    TensorBoard summaries: loss, accuracy, weighted_accuracy, auc, examples_per_second.
+  ensemble_member_<i>/      with TrainerConfig.ensemble_size = N > 1, members 1..N-1 (seeds seed+i) keep their
+                            checkpoints/ and train/ here; member 0's are the two above. The exported policy is
+                            their ensemble (policy_network.ensemble: the mean of the members' logits).
   saved_policy/             greedy policy in MLGO layout, written by compiler_opt/rl/policy_saver.py (SavedModel,
                             output_spec.json, model.tflite, fast_policy.npz).
   collect_policy/           the stochastic policy (samples the Categorical), same inputs and files.
@@ -51,6 +54,7 @@ class TrainerConfig:
     the checkpoints keep the trained bias. hidden_units /
     activation: the MLP.
     shuffle_buffer_size: decisions held for shuffling.
+    ensemble_size: members trained (seeds seed, seed + 1, ...) and exported as one network averaging their logits.
     records_per_parse: trajectory records parsed per `parse_sequence_example` call. cache_decisions: parse the
     records once and keep their decisions in memory (8 bytes per feature per decision). summary_interval /
     checkpoint_interval: in steps. max_checkpoints: kept on disk. seed: initialization and shuffling.
@@ -63,6 +67,7 @@ class TrainerConfig:
     label_smoothing: float = 0.0
     weight_averaging: float = 0.0
     decision_bias: float = 0.0
+    ensemble_size: int = 1
     hidden_units: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     shuffle_buffer_size: int = 65536
@@ -198,10 +203,11 @@ class WeightedBCTrainer:
         self._writer.flush()
         return results
 
-    def shift_decision(self) -> None:
-        """Adds `decision_bias` to the inline logit's bias; call after the last checkpoint, before exporting."""
+    def shift_decision(self, network: policy_network.InliningPolicyNetwork | None = None) -> None:
+        """Adds `decision_bias` to the inline logit's bias of `network` (default: the trained one); call after the
+        last checkpoint, before exporting."""
         if self.config.decision_bias:
-            bias = self.network.output_bias
+            bias = (network or self.network).output_bias
             bias.assign(bias + tf.constant([0.0, self.config.decision_bias], dtype=bias.dtype))
 
     def use_averaged_weights(self) -> None:
@@ -276,26 +282,38 @@ def train(
             f"{files[0]}: records have no `{trajectory_dataset.LABEL_KEY}` feature list, needed for size-bucket "
             "weights; train with uniform weights (training_weights.WeightingConfig.mode = 'uniform')"
         )
-    network = build_network(feature_names, vocab_dir, feature_config, config)
-    trainer = WeightedBCTrainer(network, config, root_dir)
-    trainer.restore()
-    dataset = trajectory_dataset.training_examples(
-        files,
-        feature_names,
-        bucket_weights.weights,
-        batch_size=config.batch_size,
-        shuffle_buffer_size=config.shuffle_buffer_size,
-        records_per_parse=config.records_per_parse,
-        seed=config.seed,
-        cache=config.cache_decisions,
-        normalize=network.normalized,
-    )
-    try:
-        metrics = trainer.train(dataset, config.num_steps)
-    except tf.errors.DataLossError as e:
-        raise trajectory_dataset.unreadable_files_error(files, e) from None
-    trainer.use_averaged_weights()
-    trainer.shift_decision()
+    if config.ensemble_size < 1:
+        raise ValueError(f"ensemble_size must be at least 1, got {config.ensemble_size}")
+    members, metrics = [], {}
+    for i in range(config.ensemble_size):
+        member_config = dataclasses.replace(config, seed=config.seed + i)
+        member_dir = root_dir if i == 0 else os.path.join(root_dir, f"ensemble_member_{i}")
+        if i:
+            _remove_stale_temporaries(member_dir)
+        network = build_network(feature_names, vocab_dir, feature_config, member_config)
+        trainer = WeightedBCTrainer(network, member_config, member_dir)
+        trainer.restore()
+        dataset = trajectory_dataset.training_examples(
+            files,
+            feature_names,
+            bucket_weights.weights,
+            batch_size=config.batch_size,
+            shuffle_buffer_size=config.shuffle_buffer_size,
+            records_per_parse=config.records_per_parse,
+            seed=member_config.seed,
+            cache=config.cache_decisions,
+            normalize=network.normalized,
+        )
+        try:
+            metrics = trainer.train(dataset, config.num_steps) or metrics
+        except tf.errors.DataLossError as e:
+            raise trajectory_dataset.unreadable_files_error(files, e) from None
+        trainer.use_averaged_weights()
+        members.append((network, trainer))
+    network, trainer = members[0]
+    if len(members) > 1:
+        network = policy_network.ensemble([m for m, _ in members])
+    trainer.shift_decision(network)
     saved_dir, collect_dir = policy_saver.export_policies(network, root_dir, trainer.step)
     result = TrainingResult(
         root_dir=root_dir,
@@ -309,6 +327,7 @@ def train(
     )
     summary = dataclasses.asdict(result)
     summary["trajectory_files"] = len(files)
+    summary["ensemble_size"] = config.ensemble_size
     atomic_file.write_text(os.path.join(root_dir, "training_summary.json"), json.dumps(summary, indent=2) + "\n")
     return result
 
