@@ -12,7 +12,8 @@ on train, of the explorations around them, over the same -Oz total), geometric m
 the test ratios per codebase; the iteration chosen on validation with its test ratios against the goal (test on
 unseen codebases <= 0.98, no test codebase > 1.01) and, per part, every initial baseline played alone
 (`heuristic:threshold=N` over the same -Oz total; a failed compile counts at its -Oz size) with the best single one,
-and that iteration's figures per module-size bucket (by stock -Oz text bytes; large modules decide the totals).
+the same per codebase beside the policy's ratio, and that iteration's figures per module-size bucket (by stock -Oz
+text bytes; large modules decide the totals).
 """
 
 import csv
@@ -64,27 +65,38 @@ def _iteration(r: bc_max_lib.IterationResult) -> dict:
     }
 
 
-def _baseline_ratios(it_dir: str, part: str, baselines) -> dict[str, float]:
-    """Total size of each baseline alone over the -Oz total, on the modules of `part` evaluated in `it_dir`."""
+def _baseline_ratios(it_dir: str, part: str, baselines, by_codebase: bool = False) -> dict:
+    """Total size of each baseline alone over the -Oz total, on the modules of `part` evaluated in `it_dir`
+    ({baseline: ratio}); with by_codebase, the same per codebase of the part ({codebase: {baseline: ratio}}), the
+    policy's ratio beside them under "policy"."""
     path = os.path.join(it_dir, f"eval_{part}.csv")
     if not os.path.exists(path):
         return {}
     with open(path) as f:
-        oz = {row["module"]: int(row["oz_size"]) for row in csv.DictReader(f) if row["ratio"]}
+        rows = [row for row in csv.DictReader(f) if row["ratio"]]
     collected = {}
     for sub in ("trajectories", bc_max_lib.EVAL_BASELINES_DIR):
         profiles_path = os.path.join(it_dir, sub, collection.PROFILES_FILE)
         if os.path.exists(profiles_path):
             collected.update({p.module: p for p in profiles.read_jsonl(profiles_path)})
-    total = sum(oz.values())
-    ratios = {}
-    for baseline in baselines:
-        size = 0
-        for module, oz_size in oz.items():
-            outcome = collected[module].results.get(baseline) if module in collected else None
-            size += outcome.size if outcome is not None and outcome.ok else oz_size
-        ratios[baseline] = size / total if total else None
-    return ratios
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(splits.codebase_of(row["module"]) if by_codebase else "", []).append(row)
+    out = {}
+    for group, members in sorted(groups.items()):
+        total = sum(int(r["oz_size"]) for r in members)
+        ratios = {}
+        for baseline in baselines:
+            size = 0
+            for r in members:
+                module, oz_size = r["module"], int(r["oz_size"])
+                outcome = collected[module].results.get(baseline) if module in collected else None
+                size += outcome.size if outcome is not None and outcome.ok else oz_size
+            ratios[baseline] = size / total if total else None
+        if by_codebase:
+            ratios["policy"] = sum(int(r["policy_size"]) for r in members) / total if total else None
+        out[group] = ratios
+    return out if by_codebase else out.get("", {b: None for b in baselines})
 
 
 def _by_size_bucket(it_dir: str, part: str) -> list[dict]:
@@ -165,6 +177,9 @@ def main(argv):
                     else None,
                     "single_baseline_ratios": single,
                     "by_size_bucket": {p: _by_size_bucket(best_dir, p) for p in splits.PARTS},
+                    "single_baseline_ratios_by_codebase": {
+                        p: _baseline_ratios(best_dir, p, initial, by_codebase=True) for p in splits.PARTS
+                    },
                     "best_single_baseline": {
                         p: min(r.items(), key=lambda kv: kv[1]) if r else None for p, r in single.items()
                     },
