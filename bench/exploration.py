@@ -3,6 +3,9 @@ r"""Does exploration pay? The oracle with and without exploration, at equal expl
 Usage:
   nice -n 10 .venv/bin/python bench/exploration.py [--data_path=CORPUS] [--split=train] [--max_modules=N]
       [--num_workers=2] [--cache_dir=DIR] [--explorer=heuristic_margin|saved:PATH] [--steps=2] [--regions=4]
+      [--gin_files=gin_configs/splits_v2.gin]
+
+--gin_files: gin files read before the split is made (e.g. corpus v2's split, gin_configs/splits_v2.gin).
 
 On the split's modules, with BC-MAX's default baselines (gin_configs/bc_max.gin: -Oz and thresholds 25, 100, 225):
   baselines  the per-module best baseline (no exploration);
@@ -23,6 +26,7 @@ import time
 
 from absl import app, flags
 
+from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.rl import module_selection, policies
 from compiler_opt.rl.imitation_learning import budgeted_exploration as be
@@ -36,6 +40,7 @@ _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Compile cache (default: a t
 _EXPLORER = flags.DEFINE_string("explorer", "heuristic_margin", "Exploring policy: heuristic_margin or saved:PATH.")
 _STEPS = flags.DEFINE_integer("steps", 2, "Chained flips per module of the `chain` setting (bc_max.gin: 2).")
 _REGIONS = flags.DEFINE_integer("regions", 4, "Trajectory regions of the budgeted explorer.")
+_GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin files (the split policy), e.g. splits_v2.gin.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 
 BASELINES = ("heuristic", "heuristic:threshold=25", "heuristic:threshold=100", "heuristic:threshold=225")
@@ -69,6 +74,7 @@ def _setting(outcomes, oz) -> dict:
 
 def main(argv):
     del argv
+    gin_setup.parse(_GIN_FILES.value, [])
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     modules = module_selection.select(data_path, split=_SPLIT.value, max_modules=_MAX_MODULES.value)
     baselines = tuple(policies.parse_all(BASELINES))
