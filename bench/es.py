@@ -3,6 +3,9 @@ r"""Evolution strategies from a heuristic clone, and whether an ES policy helps 
 Usage:
   .venv/bin/python bench/es.py [--data_path=CORPUS] [--work_dir=DIR] [--num_workers=2] [--es_steps=30]
       [--es_modules=16] [--es_max_module_kb=64] [--bc_steps=3000] [--bc_max_modules=N]
+      [--gin_files=gin_configs/splits_v2.gin]
+
+--gin_files: gin files read after bc_max.gin and es.gin (e.g. corpus v2's split, gin_configs/splits_v2.gin).
 
 Steps (all on --num_workers local workers, one compile cache shared by every step):
   1. warm start: collect the heuristic alone (no exploration) on the train split, make the vocab, and clone it
@@ -45,6 +48,7 @@ _ES_MODULES = flags.DEFINE_integer("es_modules", 16, "Size of the ES train sampl
 _ES_MAX_MODULE_KB = flags.DEFINE_integer("es_max_module_kb", 64, "Largest bitcode (KiB) in the ES train sample.")
 _BC_STEPS = flags.DEFINE_integer("bc_steps", 3000, "Weighted BC training steps (warm start and each BC-MAX run).")
 _BC_MAX_MODULES = flags.DEFINE_integer("bc_max_modules", None, "BC-MAX on a sample of the train split (default all).")
+_GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Extra gin files (e.g. the split: splits_v2.gin).")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings (es.ESConfig.sigma=..., ...).")
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +117,11 @@ def main(argv):
     del argv
     start = time.monotonic()
     gin_setup.parse(
-        [os.path.join(_REPO, "gin_configs", "bc_max.gin"), os.path.join(_REPO, "gin_configs", "es.gin")],
+        [
+            os.path.join(_REPO, "gin_configs", "bc_max.gin"),
+            os.path.join(_REPO, "gin_configs", "es.gin"),
+            *_GIN_FILES.value,
+        ],
         [
             f"weighted_bc.TrainerConfig.num_steps = {_BC_STEPS.value}",
             f"es.ESConfig.num_steps = {_ES_STEPS.value}",
