@@ -47,14 +47,15 @@ class TrainerConfig:
 
     batch_size: examples (decisions) per step. num_steps: total optimizer steps (a resumed run continues to it).
     learning_rate: Adam's. weight_decay: decoupled weight decay per unit learning rate (AdamW's; 0 is Adam).
-    label_smoothing: labels y become y(1 - s) + s/2 in the cross-entropy. weight_averaging: decay per step of an
-    exponential moving average of the weights, which is what is exported (and checkpointed beside the raw weights);
-    the decay is capped at (1 + step) / (10 + step) early on; 0 exports the last step's weights. decision_bias: added
-    to the exported policy's inline logit (the greedy policy inlines where its logit margin exceeds -decision_bias);
-    the checkpoints keep the trained bias. hidden_units /
-    activation: the MLP.
-    shuffle_buffer_size: decisions held for shuffling.
-    ensemble_size: members trained (seeds seed, seed + 1, ...) and exported as one network averaging their logits.
+    label_smoothing: labels y become y(1 - s) + s/2 in the cross-entropy.
+    weight_averaging: decay per step of an exponential moving average of the weights, which is what is exported (and
+    checkpointed beside the raw weights); the decay is capped at (1 + step) / (10 + step) early on; 0 exports the
+    last step's weights.
+    decision_bias: added to the exported policy's inline logit (the greedy policy inlines where its logit margin
+    exceeds -decision_bias); the checkpoints keep the trained bias.
+    ensemble_size: members trained (seeds seed, seed + 1, ...) and exported as one network averaging their logits;
+    each member parses the records and trains on its own.
+    hidden_units / activation: the MLP. shuffle_buffer_size: decisions held for shuffling.
     records_per_parse: trajectory records parsed per `parse_sequence_example` call. cache_decisions: parse the
     records once and keep their decisions in memory (8 bytes per feature per decision). summary_interval /
     checkpoint_interval: in steps. max_checkpoints: kept on disk. seed: initialization and shuffling.
@@ -81,7 +82,8 @@ class TrainerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingResult:
-    """What a training run produced (also written as root_dir/training_summary.json)."""
+    """What a training run produced (also written as root_dir/training_summary.json). With an ensemble, `steps` and
+    `metrics` are those of its members' training (the last summary window of the last member that trained)."""
 
     root_dir: str
     saved_policy_dir: str
@@ -203,13 +205,6 @@ class WeightedBCTrainer:
         self._writer.flush()
         return results
 
-    def shift_decision(self, network: policy_network.InliningPolicyNetwork | None = None) -> None:
-        """Adds `decision_bias` to the inline logit's bias of `network` (default: the trained one); call after the
-        last checkpoint, before exporting."""
-        if self.config.decision_bias:
-            bias = (network or self.network).output_bias
-            bias.assign(bias + tf.constant([0.0, self.config.decision_bias], dtype=bias.dtype))
-
     def use_averaged_weights(self) -> None:
         """Sets the network's weights to their moving average (no-op when averaging is off); call after the last
         checkpoint, before exporting."""
@@ -217,6 +212,14 @@ class WeightedBCTrainer:
             return
         for average, variable in zip(self.averaged, self.network.trainable_variables, strict=True):
             variable.assign(average)
+
+
+def shift_decision(network: policy_network.InliningPolicyNetwork, decision_bias: float) -> None:
+    """Adds `decision_bias` to the bias of `network`'s inline logit; call after the last checkpoint, before
+    exporting (the checkpoints keep the trained bias)."""
+    if decision_bias:
+        bias = network.output_bias
+        bias.assign(bias + tf.constant([0.0, decision_bias], dtype=bias.dtype))
 
 
 def build_network(
@@ -313,7 +316,7 @@ def train(
     network, trainer = members[0]
     if len(members) > 1:
         network = policy_network.ensemble([m for m, _ in members])
-    trainer.shift_decision(network)
+    shift_decision(network, config.decision_bias)
     saved_dir, collect_dir = policy_saver.export_policies(network, root_dir, trainer.step)
     result = TrainingResult(
         root_dir=root_dir,
