@@ -3,7 +3,8 @@ r"""Trainer settings side by side on the same data, chosen on validation: clonin
 Usage:
   nice -n 10 .venv/bin/python bench/trainer_sweep.py --run_dir=RUN/default [--iteration=1] --data_path=CORPUS \
       --gin_files=gin_configs/bc_max.gin [--gin_files=gin_configs/splits_v2.gin] [--max_modules=N] \
-      --variant='NAME:BINDING[;BINDING...]' [--variant=...] [--evaluate_test] [--evaluate_train] [--num_workers=2]
+      --variant='NAME:BINDING[;BINDING...]' [--variant=...] [--evaluate_test] [--evaluate_train] [--num_workers=2] \
+      [--codebase_folds=K]
 
 Input: a finished BC-MAX iteration under --run_dir (bc_max_lib's layout: iteration_T/trajectories/ records and
 profiles.jsonl, vocab/, compile_cache). --data_path, --max_modules and the split gin files must be those of that run,
@@ -17,12 +18,23 @@ RUN_DIR/sweep_iteration_T/NAME and evaluated with the compiles of evaluate_polic
 much of the oracle it keeps). A rerun resumes:
 training continues from its checkpoints and compiles come from the run's cache.
 
+With --codebase_folds=K the variants are judged instead on codebases they never saw, by leave-codebase-out
+cross-validation over the train part alone (validation and test are not read, so the result may choose any setting).
+The train part's codebases are dealt into K folds in `splits.rank_codebases` order (a hash of the names, alternating
+C and C++). For every variant and fold a policy is trained on the iteration's trajectories of the train modules of
+the other folds, with a vocab (feature quantiles) of those trajectories alone, into
+RUN_DIR/codebase_cv_iteration_T/fold_F/NAME, and evaluated on the train modules of the fold's codebases. It prints
+JSON: the folds; per variant the held-out total ratio over -Oz pooled over the folds (each module measured by the
+policy that never saw its codebase), the geometric mean of the per-codebase ratios, per fold and per codebase ratios,
+modules smaller/larger; the oracle and each baseline alone on the same modules; the winner (lowest pooled ratio).
+
 Prints JSON: per variant its bindings, train steps, training seconds, validation (and train) total ratio over stock
 -Oz with the modules smaller/larger than -Oz; the train oracle of the iteration and, per part, each baseline's total
 ratio (the best single baseline is the lowest); the winner, its test ratios and its train ratio.
 """
 
 import json
+import math
 import os
 
 import gin
@@ -30,7 +42,7 @@ from absl import app, flags
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
-from compiler_opt.rl import evaluate_policy_lib, module_selection, policies
+from compiler_opt.rl import atomic_file, evaluate_policy_lib, generate_vocab_lib, module_selection, policies
 from compiler_opt.rl import splits as splits_lib
 from compiler_opt.rl.imitation_learning import bc_max_lib, profiles, weighted_bc_trainer_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
@@ -45,6 +57,9 @@ _EVALUATE_TEST = flags.DEFINE_bool(
     "evaluate_test", False, "Evaluate the validation winner on the test parts (and on train, for its fit)."
 )
 _EVALUATE_TRAIN = flags.DEFINE_bool("evaluate_train", False, "Evaluate every variant on the train part too.")
+_CODEBASE_FOLDS = flags.DEFINE_integer(
+    "codebase_folds", 0, "K >= 2: judge the variants by leave-codebase-out cross-validation over the train part."
+)
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 
 
@@ -81,11 +96,149 @@ def _ratio(evaluations, modules) -> dict:
     return {"ratio": summary.total_ratio, "smaller": summary.smaller, "larger": summary.larger}
 
 
+def codebase_folds(codebases, languages, folds: int) -> list[list[str]]:
+    """The codebases dealt round-robin into `folds` lists in `splits.rank_codebases` order."""
+    if folds < 2:
+        raise ValueError(f"--codebase_folds must be at least 2, got {folds}")
+    ranked = splits_lib.rank_codebases(codebases, languages)
+    if len(ranked) < folds:
+        raise ValueError(f"{len(ranked)} train codebases cannot make {folds} folds; use --codebase_folds={max(2, len(ranked))}")
+    return [ranked[i::folds] for i in range(folds)]
+
+
+def _total(sizes: dict[str, tuple[int, int]], names) -> tuple[float | None, int, int, int]:
+    """(sum of sizes / sum of -Oz sizes, modules smaller, larger, counted) over the names with both known."""
+    pairs = [sizes[n] for n in names if n in sizes]
+    if not pairs:
+        return None, 0, 0, 0
+    return (
+        sum(s for s, _ in pairs) / sum(o for _, o in pairs),
+        sum(s < o for s, o in pairs),
+        sum(s > o for s, o in pairs),
+        len(pairs),
+    )
+
+
+def _report(sizes: dict[str, tuple[int, int]], folds: list[list[str]], by_codebase: dict[str, list[str]]) -> dict:
+    everything = [n for names in by_codebase.values() for n in names]
+    ratio, smaller, larger, counted = _total(sizes, everything)
+    per_codebase = {c: _total(sizes, names)[0] for c, names in sorted(by_codebase.items())}
+    known = [r for r in per_codebase.values() if r]
+    return {
+        "ratio": ratio,
+        "codebase_geomean": math.exp(sum(math.log(r) for r in known) / len(known)) if known else None,
+        "smaller": smaller,
+        "larger": larger,
+        "modules": counted,
+        "by_fold": [_total(sizes, [n for c in fold for n in by_codebase[c]])[0] for fold in folds],
+        "by_codebase": per_codebase,
+    }
+
+
+def cross_validate(data_path: str, data) -> dict:
+    """The --codebase_folds mode (see the module docstring)."""
+    run_dir = os.path.abspath(_RUN_DIR.value)
+    it_dir = bc_max_lib.iteration_dir(run_dir, _ITERATION.value)
+    traj_dir = os.path.join(it_dir, "trajectories")
+    profiles_path = os.path.join(traj_dir, collection.PROFILES_FILE)
+    if not os.path.exists(os.path.join(it_dir, bc_max_lib.ITERATION_FILE)):
+        raise SystemExit(f"{it_dir}: iteration {_ITERATION.value} is not finished; run bc_max (or the ablation) first")
+    cache_dir = os.path.join(run_dir, "compile_cache")
+    train = list(data.train)
+    by_codebase: dict[str, list[str]] = {}
+    for m in train:
+        by_codebase.setdefault(splits_lib.codebase_of(m.name), []).append(m.name)
+    languages = module_selection.languages(data_path, train)
+    folds = codebase_folds(by_codebase, languages, _CODEBASE_FOLDS.value)
+    train_names = {m.name for m in train}
+    module_profiles = {p.module: p for p in profiles.read_jsonl(profiles_path) if p.module in train_names}
+    missing = sorted(train_names - set(module_profiles))
+    if missing:
+        raise SystemExit(
+            f"{profiles_path}: no profile of {len(missing)} train modules (e.g. {missing[0]}); "
+            "pass the run's --data_path, --max_modules and split gin files"
+        )
+
+    baselines: dict[str, dict[str, tuple[int, int]]] = {"oracle": {}}
+    for p in module_profiles.values():
+        if p.oz_size is None:
+            continue
+        if p.best_size is not None:
+            baselines["oracle"][p.module] = (p.best_size, p.oz_size)
+        for name, outcome in p.results.items():
+            if "+explore" not in name and outcome.ok and outcome.size is not None:
+                baselines.setdefault(name, {})[p.module] = (outcome.size, p.oz_size)
+    complete = {n: s for n, s in baselines.items() if len(s) == len(baselines["oracle"])}
+
+    out = {
+        "benchmark": "trainer_sweep_codebase_cv",
+        "run_dir": run_dir,
+        "iteration": _ITERATION.value,
+        "train_modules": len(train),
+        "folds": folds,
+        "languages": {c: languages.get(c) for c in sorted(by_codebase)},
+        "baselines": {n: _report(s, folds, by_codebase) for n, s in sorted(complete.items())},
+        "variants": {},
+    }
+    print(json.dumps({"folds": folds}), flush=True)
+    cv_dir = os.path.join(run_dir, f"codebase_cv_iteration_{_ITERATION.value}")
+    variants = dict([("current", []), *(parse_variant(v) for v in _VARIANTS.value)])
+    with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
+        for name, bindings in variants.items():
+            sizes: dict[str, tuple[int, int]] = {}
+            seconds = 0.0
+            for f, fold in enumerate(folds):
+                held_out = {n for c in fold for n in by_codebase[c]}
+                records = [
+                    os.path.join(traj_dir, p.record)
+                    for n, p in sorted(module_profiles.items())
+                    if n not in held_out and p.record
+                ]
+                fold_dir = os.path.join(cv_dir, f"fold_{f}")
+                vocab_dir = os.path.join(fold_dir, "vocab")
+                if not os.path.exists(os.path.join(vocab_dir, ".complete")):
+                    with atomic_file.staged_dir(vocab_dir) as tmp:
+                        generate_vocab_lib.generate_vocab(records, tmp)
+                        atomic_file.write_text(os.path.join(tmp, ".complete"), "")
+                gin.clear_config()
+                gin_setup.parse(_GIN_FILES.value, bindings)
+                training = weighted_bc_trainer_lib.train(
+                    records, vocab_dir, os.path.join(fold_dir, name), profiles_path=profiles_path
+                )
+                seconds += training.seconds
+                modules = [m for m in train if m.name in held_out]
+                evaluations, _ = evaluate_policy_lib.evaluate(
+                    modules,
+                    policies.parse("saved:" + training.saved_policy_dir),
+                    executor,
+                    cache_dir=cache_dir,
+                    progress=False,
+                )
+                for e in evaluations:
+                    if e.policy_size is not None and e.oz_size is not None:
+                        sizes[e.module] = (e.policy_size, e.oz_size)
+            out["variants"][name] = {
+                "bindings": bindings,
+                "training_seconds": round(seconds, 1),
+                "evaluated": len(sizes),
+                **_report(sizes, folds, by_codebase),
+            }
+            print(
+                json.dumps({name: {k: v for k, v in out["variants"][name].items() if k != "by_codebase"}}), flush=True
+            )
+    scored = {n: v for n, v in out["variants"].items() if v["ratio"] is not None}
+    out["winner"] = min(scored, key=lambda n: scored[n]["ratio"]) if scored else None
+    return out
+
+
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, [])
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
     data = module_selection.load_splits(data_path, _MAX_MODULES.value)
+    if _CODEBASE_FOLDS.value:
+        print(json.dumps(cross_validate(data_path, data), indent=2))
+        return
     run_dir = os.path.abspath(_RUN_DIR.value)
     it_dir = bc_max_lib.iteration_dir(run_dir, _ITERATION.value)
     traj_dir = os.path.join(it_dir, "trajectories")
