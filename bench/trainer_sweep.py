@@ -102,7 +102,9 @@ def codebase_folds(codebases, languages, folds: int) -> list[list[str]]:
         raise ValueError(f"--codebase_folds must be at least 2, got {folds}")
     ranked = splits_lib.rank_codebases(codebases, languages)
     if len(ranked) < folds:
-        raise ValueError(f"{len(ranked)} train codebases cannot make {folds} folds; use --codebase_folds={max(2, len(ranked))}")
+        raise ValueError(
+            f"{len(ranked)} train codebases cannot make {folds} folds; use --codebase_folds={max(2, len(ranked))}"
+        )
     return [ranked[i::folds] for i in range(folds)]
 
 
