@@ -158,6 +158,26 @@ class TrainingRunTest(GinTestCase):
         self.assertEqual(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"), 30)
         self.assertEqual(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"), 30)
 
+    def test_two_runs_with_the_same_seed_export_the_same_weights(self):
+        # Many small records parsed two at a time: a pipeline that lets parallel maps reorder them trains on another
+        # sequence of batches in each run, with or without the in-memory cache.
+        files, vocab = self._data(shards=8, modules_per_shard=16)
+        for cache in (True, False):
+            config = _small_config(num_steps=200, records_per_parse=2, cache_decisions=cache, hidden_units=(16,))
+            kernels = [
+                saved_policy.FastPolicyParams.load(
+                    os.path.join(
+                        trainer_lib.train(
+                            files, vocab, os.path.join(self.dir, f"{cache}{run}"), config=config
+                        ).saved_policy_dir,
+                        "fast_policy.npz",
+                    )
+                ).kernels
+                for run in range(2)
+            ]
+            for first, second in zip(*kernels, strict=True):
+                np.testing.assert_array_equal(first, second, err_msg=f"cache_decisions={cache}")
+
     def test_a_run_first_removes_what_a_killed_run_was_writing(self):
         files, vocab = self._data(shards=1, modules_per_shard=2)
         root = os.path.join(self.dir, "model")
@@ -324,6 +344,11 @@ class TrainingRunTest(GinTestCase):
     def test_binary_smoke(self):
         files, vocab = self._data(shards=1, modules_per_shard=2)
         root = os.path.join(self.dir, "model")
+        # A gin file includes others by a name relative to its own directory, whatever the working directory.
+        with open(os.path.join(self.dir, "steps.gin"), "w") as f:
+            f.write("weighted_bc.TrainerConfig.num_steps = 5\n")
+        with open(os.path.join(self.dir, "run.gin"), "w") as f:
+            f.write("include 'steps.gin'\n")
         proc = subprocess.run(
             [
                 sys.executable,
@@ -333,7 +358,7 @@ class TrainingRunTest(GinTestCase):
                 f"--vocab_dir={vocab}",
                 f"--root_dir={root}",
                 f"--gin_files={os.path.join(_REPO, 'gin_configs', 'weighted_bc_trainer.gin')}",
-                "--gin_bindings=weighted_bc.TrainerConfig.num_steps = 5",
+                f"--gin_files={os.path.join(self.dir, 'run.gin')}",
             ],
             cwd=_REPO,
             capture_output=True,

@@ -31,10 +31,9 @@ import json
 import os
 import sys
 
-import gin
 from absl import app, flags, logging
 
-from compiler_opt import console
+from compiler_opt import console, gin_setup
 from compiler_opt.rl import atomic_file, extract_corpus_lib
 from compiler_opt.tools import bundled_programs, compare_builds_lib, export_model_lib
 
@@ -90,8 +89,7 @@ def main(argv):
     work_dir = os.path.abspath(_WORK_DIR.value)
     os.makedirs(work_dir, exist_ok=True)
     log_file = console.log_to_file(work_dir, "compare_builds")
-    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
-    logging.info("gin config:\n%s", gin.config_str())
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     logging.info("full log: %s", log_file, extra=console.STEP)
     try:
         plugin = _PLUGIN.value

@@ -15,9 +15,9 @@ names, target triple) are gin parameters of `export_model.export_policy`.
 
 import sys
 
-import gin
-from absl import app, flags, logging
+from absl import app, flags
 
+from compiler_opt import gin_setup
 from compiler_opt.tools import export_model_lib
 
 _POLICY = flags.DEFINE_string("policy", None, "saved_policy directory (or one holding it), or a bc_max root.")
@@ -32,8 +32,7 @@ flags.mark_flags_as_required(["policy", "output_dir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
-    logging.info("gin config:\n%s", gin.config_str())
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     try:
         manifest = export_model_lib.export_policy(_POLICY.value, _OUTPUT_DIR.value)
     except export_model_lib.ExportError as e:

@@ -18,9 +18,9 @@ skipped and counted in the summary printed at the end.
 import os
 import sys
 
-import gin
-from absl import app, flags, logging
+from absl import app, flags
 
+from compiler_opt import gin_setup
 from compiler_opt.rl import extract_corpus_lib
 
 _INPUT = flags.DEFINE_string("input", None, "Directory of object files built with -Xclang -fembed-bitcode=all.")
@@ -42,8 +42,7 @@ flags.mark_flags_as_mutual_exclusive(["input", "compile_commands"], required=Tru
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
-    logging.info("gin config:\n%s", gin.config_str())
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     if _INPUT.value:
         summary = extract_corpus_lib.extract_from_directory(
             _INPUT.value, _OUTPUT_DIR.value, objcopy=_OBJCOPY.value, jobs=_JOBS.value

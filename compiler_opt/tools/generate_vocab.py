@@ -12,9 +12,9 @@ for every numeric feature list except `action` and `label`: one float per line, 
 
 import dataclasses
 
-import gin
-from absl import app, flags, logging
+from absl import app, flags
 
+from compiler_opt import gin_setup
 from compiler_opt.rl import generate_vocab_lib
 
 _INPUT = flags.DEFINE_list("input", None, "TFRecord files or glob patterns, comma-separated.")
@@ -28,8 +28,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings over
 
 def main(argv):
     del argv
-    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
-    logging.info("gin config:\n%s", gin.config_str())
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     config = generate_vocab_lib.VocabConfig()
     if _NUM_BUCKETS.value is not None:
         config = dataclasses.replace(config, num_buckets=_NUM_BUCKETS.value)

@@ -25,9 +25,9 @@ import os
 import sys
 import time
 
-import gin
-from absl import app, flags, logging
+from absl import app, flags
 
+from compiler_opt import gin_setup
 from compiler_opt.rl import corpus_v2_lib, make_default_corpus_lib
 
 _OUTPUT_DIR = flags.DEFINE_string(
@@ -57,8 +57,7 @@ _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
-    logging.info("gin config:\n%s", gin.config_str())
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     start = time.monotonic()
     stats = None
     try:

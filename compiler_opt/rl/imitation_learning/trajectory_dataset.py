@@ -167,10 +167,10 @@ def decisions(
         tf.data.TFRecordDataset,
         cycle_length=max(1, min(cycle_length, len(files))),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not repeat,
+        deterministic=True,
     )
     parse = decision_parser(int64_names, layout or record_layout(files))
-    return dataset.batch(records_per_parse).map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not repeat)
+    return dataset.batch(records_per_parse).map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def training_examples(
@@ -190,7 +190,8 @@ def training_examples(
     """Batches (features {name: int64 [B]}, action int64 [B], weight float32 [B]), weight = bucket_weights[label].
     With `normalize`, the features become normalize(features) (the network's normalized input), computed in the
     pipeline's parallel map. When all bucket weights are equal the `label` feature list is not read. With `repeat`:
-    shuffled, forever, full batches only; without: every decision once, in file order. With `repeat` and `cache`,
+    shuffled (the same order in every run with the same seed: parallel maps keep their input order), forever, full
+    batches only; without: every decision once, in file order. With `repeat` and `cache`,
     records are parsed once and their decisions kept in memory (8 bytes per feature per decision) for later epochs.
     A label outside the weights fails the pipeline. layout: how the records store their lists (default: read from
     the first record); with float feature lists, the features are float32."""
@@ -235,7 +236,7 @@ def training_examples(
         seed=seed if repeat else None,
         layout=layout,
     )
-    dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not repeat)
+    dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if repeat and cache:
         dataset = dataset.cache().repeat()
     dataset = dataset.unbatch()

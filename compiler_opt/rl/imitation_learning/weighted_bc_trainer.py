@@ -10,10 +10,9 @@ Input: TFRecord shards of trajectory SequenceExamples and `profiles.jsonl` (docs
 TensorBoard summaries in train/, training_summary.json. Rerunning the same command resumes from the last checkpoint.
 """
 
-import gin
 from absl import app, flags, logging
 
-from compiler_opt import console
+from compiler_opt import console, gin_setup
 from compiler_opt.rl.imitation_learning import weighted_bc_trainer_lib
 
 _TRAJECTORIES = flags.DEFINE_list("trajectories", None, "TFRecord files or glob patterns, comma-separated.")
@@ -36,8 +35,7 @@ def main(argv):
     del argv
     if _ROOT_DIR.value:
         console.log_to_file(_ROOT_DIR.value, "weighted_bc_trainer")
-    gin.parse_config_files_and_bindings(_GIN_FILES.value, _GIN_BINDINGS.value, skip_unknown=False)
-    logging.info("gin config:\n%s", gin.config_str())
+    gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     result = weighted_bc_trainer_lib.train(
         _TRAJECTORIES.value,
         _VOCAB_DIR.value,
