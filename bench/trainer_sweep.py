@@ -137,14 +137,19 @@ def _report(sizes: dict[str, tuple[int, int]], folds: list[list[str]], by_codeba
     }
 
 
-def cross_validate(data_path: str, data) -> dict:
-    """The --codebase_folds mode (see the module docstring)."""
+def _finished_iteration() -> tuple[str, str, str, str]:
+    """(run dir, iteration dir, its trajectories dir, its profiles.jsonl) of --run_dir's --iteration, finished."""
     run_dir = os.path.abspath(_RUN_DIR.value)
     it_dir = bc_max_lib.iteration_dir(run_dir, _ITERATION.value)
     traj_dir = os.path.join(it_dir, "trajectories")
-    profiles_path = os.path.join(traj_dir, collection.PROFILES_FILE)
     if not os.path.exists(os.path.join(it_dir, bc_max_lib.ITERATION_FILE)):
         raise SystemExit(f"{it_dir}: iteration {_ITERATION.value} is not finished; run bc_max (or the ablation) first")
+    return run_dir, it_dir, traj_dir, os.path.join(traj_dir, collection.PROFILES_FILE)
+
+
+def cross_validate(data_path: str, data) -> dict:
+    """The --codebase_folds mode (see the module docstring)."""
+    run_dir, _, traj_dir, profiles_path = _finished_iteration()
     cache_dir = os.path.join(run_dir, "compile_cache")
     train = list(data.train)
     by_codebase: dict[str, list[str]] = {}
@@ -241,12 +246,7 @@ def main(argv):
     if _CODEBASE_FOLDS.value:
         print(json.dumps(cross_validate(data_path, data), indent=2))
         return
-    run_dir = os.path.abspath(_RUN_DIR.value)
-    it_dir = bc_max_lib.iteration_dir(run_dir, _ITERATION.value)
-    traj_dir = os.path.join(it_dir, "trajectories")
-    profiles_path = os.path.join(traj_dir, collection.PROFILES_FILE)
-    if not os.path.exists(os.path.join(it_dir, bc_max_lib.ITERATION_FILE)):
-        raise SystemExit(f"{it_dir}: iteration {_ITERATION.value} is not finished; run bc_max (or the ablation) first")
+    run_dir, it_dir, traj_dir, profiles_path = _finished_iteration()
     records = os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")
     vocab_dir = os.path.join(run_dir, "vocab")
     cache_dir = os.path.join(run_dir, "compile_cache")
