@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake zlib1g-dev
 CORPUS_DIR ?= build/default_corpus
 DEMO_DIR ?= demo_output
-# The demo's corpus: a fixed sample of default corpus v2, DEMO_PER_CODEBASE modules from each of its codebases.
+# The demo's corpus: a fixed sample of default corpus v2, DEMO_PER_CODEBASE modules from each of its codebases. 10 is
+# chosen on corpus v2's whole validation part: the demo's policy is what `make plugin` ships by default (README).
 DEMO_CORPUS_DIR ?= build/demo_corpus
-DEMO_PER_CODEBASE ?= 5
+DEMO_PER_CODEBASE ?= 10
 
 .PHONY: setup apt venv corpus corpus_v2 slow-list demo-corpus test lint format demo full-run full-run-v2 plugin compare-builds bench clean
 
