@@ -22,8 +22,9 @@ With --codebase_folds=K the variants are judged instead on codebases they never 
 cross-validation over the train part alone (validation and test are not read, so the result may choose any setting).
 The train part's codebases are dealt into K folds in `splits.rank_codebases` order (a hash of the names, alternating
 C and C++). For every variant and fold a policy is trained on the iteration's trajectories of the train modules of
-the other folds, with a vocab (feature quantiles) of those trajectories alone, into
-RUN_DIR/codebase_cv_iteration_T/fold_F/NAME, and evaluated on the train modules of the fold's codebases. It prints
+the other folds, with a vocab (feature quantiles) of those trajectories alone (in
+RUN_DIR/codebase_cv_iteration_T/vocab_fold_F), into RUN_DIR/codebase_cv_iteration_T/fold_F/NAME, and evaluated on
+the train modules of the fold's codebases. It prints
 JSON: the folds; per variant the held-out total ratio over -Oz pooled over the folds (each module measured by the
 policy that never saw its codebase), the geometric mean of the per-codebase ratios, per fold and per codebase ratios,
 modules smaller/larger; the oracle and each baseline alone on the same modules; the winner (lowest pooled ratio).
@@ -42,7 +43,7 @@ from absl import app, flags
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
-from compiler_opt.rl import atomic_file, evaluate_policy_lib, generate_vocab_lib, module_selection, policies
+from compiler_opt.rl import evaluate_policy_lib, module_selection, policies
 from compiler_opt.rl import splits as splits_lib
 from compiler_opt.rl.imitation_learning import bc_max_lib, profiles, weighted_bc_trainer_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
@@ -202,11 +203,9 @@ def cross_validate(data_path: str, data) -> dict:
                     if n not in held_out and p.record
                 ]
                 fold_dir = os.path.join(cv_dir, f"fold_{f}")
-                vocab_dir = os.path.join(fold_dir, "vocab")
+                vocab_dir = os.path.join(cv_dir, f"vocab_fold_{f}")
                 if not os.path.exists(os.path.join(vocab_dir, ".complete")):
-                    with atomic_file.staged_dir(vocab_dir) as tmp:
-                        generate_vocab_lib.generate_vocab(records, tmp)
-                        atomic_file.write_text(os.path.join(tmp, ".complete"), "")
+                    bc_max_lib.build_vocab(records, vocab_dir)
                 gin.clear_config()
                 gin_setup.parse(_GIN_FILES.value, bindings)
                 training = weighted_bc_trainer_lib.train(

@@ -199,7 +199,7 @@ def run(
             vocab_dir = os.path.join(root_dir, "vocab") if not regenerate_vocab else os.path.join(it_dir, "vocab")
             logging.info("iteration %d: training", t, extra=console.STEP)
             if not os.path.exists(os.path.join(vocab_dir, ".complete")):
-                _build_vocab(records, vocab_dir)
+                build_vocab(records, vocab_dir)
             training = weighted_bc_trainer_lib.train(
                 [records],
                 vocab_dir,
@@ -322,9 +322,10 @@ def _oracle_sizes(profiles_path: str) -> dict[str, tuple[int, int]]:
     }
 
 
-def _build_vocab(records: str, vocab_dir: str) -> None:
+def build_vocab(records: str | Sequence[str], vocab_dir: str) -> None:
+    """The vocab (feature quantiles) of `records` (files or globs) into vocab_dir, written whole or not at all."""
     with atomic_file.staged_dir(vocab_dir) as tmp:
-        generate_vocab_lib.generate_vocab([records], tmp)
+        generate_vocab_lib.generate_vocab([records] if isinstance(records, str) else list(records), tmp)
         atomic_file.write_text(os.path.join(tmp, ".complete"), "")
 
 
