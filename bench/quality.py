@@ -26,7 +26,7 @@ from absl import app, flags
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
-from compiler_opt.rl import module_selection, splits
+from compiler_opt.rl import module_selection, saved_policy, splits
 from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 
@@ -40,6 +40,14 @@ _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 
 GOAL_TEST_UNSEEN_CODEBASES = 0.98
 GOAL_WORST_TEST_CODEBASE = 1.01
+
+
+def _policy_digest(spec: str) -> str | None:
+    """saved_policy.saved_model_digest of a learned policy spec (`saved:DIR`), the digest that
+    compiler_opt/tools/ship_model_lib.py records for a shipped model; None for any other policy."""
+    if not spec.startswith("saved:"):
+        return None
+    return saved_policy.saved_model_digest(spec[len("saved:") :])
 
 
 def _figures(f: bc_max_lib.PartFigures) -> dict:
@@ -169,6 +177,7 @@ def main(argv):
                 "iterations": [_iteration(r) for r in results],
                 "best_iteration_on_validation": best.iteration,
                 "best": {
+                    "saved_model_sha256": _policy_digest(best.policy),
                     "validation_ratio": best.ratio(splits.VALIDATION),
                     "test_unseen_codebases_ratio": best.ratio(splits.TEST_UNSEEN_CODEBASES),
                     "test_unseen_files_ratio": best.ratio(splits.TEST_UNSEEN_FILES),

@@ -23,6 +23,9 @@ from collections.abc import Sequence
 from compiler_opt.rl import atomic_file, splits
 from compiler_opt.rl.imitation_learning import bc_max_lib
 
+# The run's figures and the iteration chosen on validation (module docstring).
+RESULTS_FILE = "results.json"
+
 # Column titles of the parts, in splits.PARTS order.
 PART_TITLES = {
     splits.TRAIN: "train",
@@ -36,7 +39,7 @@ def chosen_policy(root_dir: str) -> str | None:
     """The saved_policy directory of the iteration that `root_dir/results.json` records as chosen
     (`best_iteration`), whether or not it still exists; None when there is no results.json yet (a run that has not
     finished an iteration) or it chose nothing. Raises ValueError naming the file when it is not valid JSON."""
-    path = os.path.join(root_dir, "results.json")
+    path = os.path.join(root_dir, RESULTS_FILE)
     if not os.path.isfile(path):
         return None
     try:
@@ -216,7 +219,7 @@ def write(
     atomic_file.write_text(path, "\n".join(lines) + "\n")
     validated = any(r.ratio(splits.VALIDATION) is not None for r in results)
     atomic_file.write_text(
-        os.path.join(root_dir, "results.json"),
+        os.path.join(root_dir, RESULTS_FILE),
         json.dumps(
             {
                 "iterations": [dataclasses.asdict(r) for r in results],
