@@ -8,11 +8,11 @@ APT_PACKAGES := clang-22 llvm-22 llvm-22-dev cmake zlib1g-dev
 CORPUS_DIR ?= build/default_corpus
 DEMO_DIR ?= demo_output
 # The demo's corpus: a fixed sample of default corpus v2, DEMO_PER_CODEBASE modules from each of its codebases. 10 is
-# chosen on corpus v2's whole validation part: the demo's policy is what `make plugin` ships by default (README).
+# chosen on corpus v2's whole validation part (bench/demo_size.py, README).
 DEMO_CORPUS_DIR ?= build/demo_corpus
 DEMO_PER_CODEBASE ?= 10
 
-.PHONY: setup apt venv corpus corpus_v2 slow-list demo-corpus test lint format demo full-run full-run-v2 plugin compare-builds bench clean
+.PHONY: setup apt venv corpus corpus_v2 slow-list demo-corpus test lint format demo full-run full-run-v2 ship-model plugin compare-builds bench clean
 
 setup: apt venv
 
@@ -88,21 +88,25 @@ full-run-v2: corpus_v2
 	  --gin_files=gin_configs/bc_max_full.gin --gin_files=gin_configs/splits_v2.gin \
 	  $(foreach f,$(FULL_GIN_FILES),--gin_files=$(f))
 
-# Deploy a trained policy into stock clang-22: AOT-compile it and build the pass plugin. POLICY: a saved_policy, or
-# a bc_max run (the iteration it chose on validation).
-POLICY ?= $(DEMO_DIR)
-EXPORT_DIR ?= $(DEMO_DIR)/export
+# The shipped model: the policy of the full run on default corpus v2 (the iteration it chose on validation), committed
+# in SHIPPED_MODEL with its provenance (model.json). `make ship-model` packages it again from $(FULL_DIR)_v2.
+SHIPPED_MODEL ?= models/inliner_size
+ship-model: setup
+	$(PY) -m compiler_opt.tools.ship_model --policy=$(FULL_DIR)_v2 --output_dir=$(SHIPPED_MODEL)
+
+# Deploy a trained policy into stock clang-22: AOT-compile it and build the pass plugin. POLICY: the shipped model by
+# default; a saved_policy, or a bc_max run such as demo_output (the iteration it chose on validation).
+POLICY ?= $(SHIPPED_MODEL)
+EXPORT_DIR ?= build/export
 plugin: setup
 	$(PY) -m compiler_opt.tools.export_model --policy=$(POLICY) --output_dir=$(EXPORT_DIR)
 
-# Rebuild the bundled programs (brotli CLI, Lua, fastText CLI) with the trained policy of COMPARE_POLICY (a bc_max
-# run: the iteration it chose on validation; by default the demo's, trained first if missing) and with stock -Oz;
-# link, smoke-test, print sizes.
-COMPARE_POLICY ?= $(DEMO_DIR)
+# Rebuild the bundled programs (brotli CLI, Lua, fastText CLI) with the policy of COMPARE_POLICY (by default the
+# shipped model; or a saved_policy, or a bc_max run such as demo_output: the iteration it chose on validation) and
+# with stock -Oz; link, smoke-test, print sizes.
+COMPARE_POLICY ?= $(SHIPPED_MODEL)
 COMPARE_DIR ?= build/compare
 compare-builds: setup
-	@if [ "$(COMPARE_POLICY)" = "$(DEMO_DIR)" ] && ! ls $(DEMO_DIR)/iteration_*/model/saved_policy/saved_model.pb \
-	  >/dev/null 2>&1; then $(MAKE) demo; fi
 	$(PY) -m compiler_opt.tools.compare_builds --policy=$(COMPARE_POLICY) --work_dir=$(COMPARE_DIR) --programs=all \
 	  --json_out=$(COMPARE_DIR)/results.json
 

@@ -27,7 +27,7 @@ from absl import app, flags
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.rl import module_selection, saved_policy, splits
-from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
+from compiler_opt.rl.imitation_learning import bc_max_lib, profiles, report
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 
 _DATA_PATH = flags.DEFINE_string("data_path", None, "MLGO corpus (default: the default corpus, built if needed).")
@@ -156,6 +156,9 @@ def main(argv):
     root_dir = _ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_quality_")
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         results = bc_max_lib.run(module_splits, root_dir, executor, iterations=_ITERATIONS.value, progress=False)
+    # The run directory gets bc_max's report and results.json (the iteration chosen on validation), so that
+    # export_model and ship_model take that iteration from it, as from a `bc_max` run.
+    report.write(root_dir, results, module_splits)
     best = bc_max_lib.best_iteration(results)
     initial = [b for b in results[0].baselines if not b.startswith("saved:")]
     best_dir = bc_max_lib.iteration_dir(root_dir, best.iteration)

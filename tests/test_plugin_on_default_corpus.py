@@ -101,3 +101,20 @@ def test_a_numpy_path_that_decides_otherwise_is_caught(modules, trained, tmp_pat
     assert summary.modules_identical < summary.modules_total
     assert len(summary.plugin_objects_differ) > 0
     assert not summary.agree
+
+
+def test_the_shipped_model_decides_the_same_three_ways(modules, tmp_path):
+    """models/inliner_size, what `make plugin` exports by default: its numpy path (what the quality figures play),
+    its SavedModel and its plugin give byte-identical objects on every module."""
+    from compiler_opt.tools import export_model_lib
+
+    shipped = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "inliner_size")
+    export_model_lib.export_policy(shipped, str(tmp_path / "export"), bazel_package=False)
+    policy = os.path.join(shipped, "saved_policy")
+    _, summary = _check(modules, policy, str(tmp_path / "export" / export_model_lib.PLUGIN_FILENAME))
+
+    assert summary.modules_failed == ()
+    assert 0 < summary.inlined < summary.decisions
+    assert summary.modules_identical == summary.modules_total == len(modules)
+    assert summary.differing_outside_ties == 0
+    assert summary.agree

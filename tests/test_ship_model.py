@@ -98,3 +98,40 @@ def test_a_shipped_model_whose_weights_were_replaced_fails_the_check(tmp_path):
 
     with pytest.raises(ship_model_lib.ShipError, match="is not the model .*model.json describes"):
         ship_model_lib.check_shipped(out)
+
+
+def test_a_run_without_results_json_is_refused_rather_than_shipping_its_newest_iteration(tmp_path):
+    """A run directory whose results.json is missing (unfinished, or written by a tool that does not write it) does
+    not say which iteration validation chose: shipping it fails, naming the file."""
+    from compiler_opt.tools import ship_model_lib
+
+    _bc_max_run(str(tmp_path / "run"), best=1)
+    os.remove(tmp_path / "run" / "results.json")
+
+    with pytest.raises(ship_model_lib.ShipError, match="has no results.json naming the iteration chosen"):
+        ship_model_lib.ship(str(tmp_path / "run"), str(tmp_path / "shipped"))
+    assert not os.path.exists(tmp_path / "shipped")
+
+
+def test_the_committed_model_is_the_model_the_quality_bench_measured():
+    """models/inliner_size holds the policy bench/quality.py chose on validation in the full run of
+    docs/results/quality_corpus_v2_full.json: same SavedModel digest, and a sidecar that belongs to it."""
+    from compiler_opt.tools import ship_model_lib
+
+    provenance = ship_model_lib.check_shipped(SHIPPED)
+    with open(QUALITY_JSON) as f:
+        quality = json.load(f)
+
+    assert provenance.saved_model_sha256 == quality["best"]["saved_model_sha256"]
+    assert provenance.iteration == quality["best_iteration_on_validation"]
+    assert provenance.results["validation"]["ratio"] == pytest.approx(quality["best"]["validation_ratio"], abs=0)
+
+
+def test_the_committed_model_reads_exactly_the_features_clang22_sends():
+    from compiler_opt.rl import saved_policy
+
+    sent = set(export_policy_fixtures.clang22_release_features())
+    policy = saved_policy.SavedPolicy.load(os.path.join(SHIPPED, "saved_policy"), available_features=sent)
+
+    assert policy.uses_fast_path
+    assert set(policy.feature_names) == sent

@@ -82,6 +82,18 @@ def ship(policy: str, output_dir: str) -> Provenance:
     """Copies the saved_policy that `policy` names (a saved_policy dir, a dir holding one, or a bc_max root: the
     iteration it chose on validation) to `output_dir/saved_policy` and writes `output_dir/model.json`; the directory
     is replaced in one step (atomic_file.staged_dir). Raises ShipError when the policy has no valid numpy sidecar."""
+    root = os.path.abspath(policy)
+    is_policy = any(os.path.isfile(os.path.join(root, d, "saved_model.pb")) for d in ("", SAVED_POLICY_DIR))
+    try:
+        chosen = report.chosen_policy(root) if os.path.isdir(root) else None
+    except ValueError as e:
+        raise ShipError(str(e)) from e
+    if os.path.isdir(root) and not is_policy and chosen is None:
+        # export_model would take the newest iteration of an unfinished run; a shipped model must be the chosen one.
+        raise ShipError(
+            f"{root} has no {report.RESULTS_FILE} naming the iteration chosen on validation: finish the run "
+            "(rerun bc_max or bench/quality.py on it), or pass the saved_policy directory to ship"
+        )
     try:
         source = export_model_lib.resolve_policy(policy)
     except export_model_lib.ExportError as e:
@@ -93,10 +105,9 @@ def ship(policy: str, output_dir: str) -> Provenance:
     if saved_policy.FastPolicyParams.load(sidecar).saved_model_sha256 != digest:
         raise ShipError(f"{sidecar} was written for another SavedModel: re-export {source} with the trainer")
     saved_policy.SavedPolicy.load(source)  # Refuses a policy that outputs NaN.
-    root = os.path.abspath(policy)
     iteration, results = (None, {})
     relative = source
-    if report.chosen_policy(root) == source:
+    if chosen == source:
         iteration, results = _iteration_row(root)
         relative = os.path.relpath(source, root)
     provenance = Provenance(saved_model_sha256=digest, source=relative, iteration=iteration, results=results)
