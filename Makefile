@@ -67,12 +67,13 @@ demo-corpus: setup
 	$(PY) -m compiler_opt.tools.make_default_corpus --corpus=v2 --max_modules_per_codebase=$(DEMO_PER_CODEBASE) \
 	  --output_dir=$(DEMO_CORPUS_DIR)
 
-# BC-MAX on the demo corpus with modest settings, split by codebase as corpus v2 is (gin_configs/splits_v2.gin);
+# BC-MAX on the demo corpus with modest settings and the shipped model among the baselines (gin_configs/demo.gin),
+# split by codebase as corpus v2 is (gin_configs/splits_v2.gin);
 # rerunning resumes (and reprints the table). DEMO_MAX_MODULES=N runs on a fixed sample of N of its modules.
 DEMO_MAX_MODULES ?=
 demo: demo-corpus
 	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(DEMO_CORPUS_DIR) --root_dir=$(DEMO_DIR) \
-	  --gin_files=gin_configs/bc_max.gin --gin_files=gin_configs/splits_v2.gin \
+	  --gin_files=gin_configs/demo.gin --gin_files=gin_configs/splits_v2.gin \
 	  $(if $(DEMO_MAX_MODULES),--max_modules=$(DEMO_MAX_MODULES))
 
 # The full run: every module of the train part, gin_configs/bc_max_full.gin; rerunning resumes after an interruption.

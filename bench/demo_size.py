@@ -2,7 +2,7 @@ r"""How many modules per codebase the demo samples: its policy judged on the who
 
 Usage:
   nice -n 10 .venv/bin/python bench/demo_size.py --data_path=CORPUS_V2 [--root_dir=/tmp/bcmax_demo_size] \
-      [--per_codebase=5 --per_codebase=10 --per_codebase=15] [--gin_files=gin_configs/bc_max.gin] \
+      [--per_codebase=5 --per_codebase=10 --per_codebase=15] [--gin_files=gin_configs/demo.gin] \
       [--gin_files=gin_configs/splits_v2.gin] [--num_workers=2]
 
 For each N in --per_codebase: the demo's corpus with N modules of each codebase of corpus v2 (what `make demo` builds
@@ -36,7 +36,7 @@ _DATA_PATH = flags.DEFINE_string("data_path", None, "The whole corpus v2 (`make 
 _ROOT_DIR = flags.DEFINE_string("root_dir", None, "Where the loops write (default: a new temporary directory).")
 _PER_CODEBASE = flags.DEFINE_multi_integer("per_codebase", [5, 10, 15], "Modules per codebase of each demo corpus.")
 _GIN_FILES = flags.DEFINE_multi_string(
-    "gin_files", ["gin_configs/bc_max.gin", "gin_configs/splits_v2.gin"], "The loop's gin files (make demo's)."
+    "gin_files", ["gin_configs/demo.gin", "gin_configs/splits_v2.gin"], "The loop's gin files (make demo's)."
 )
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()

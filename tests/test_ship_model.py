@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from tests import export_policy_fixtures
+from tests.gin_test_base import GinTestCase
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(_ROOT, "models", "inliner_size")
@@ -135,3 +136,27 @@ def test_the_committed_model_reads_exactly_the_features_clang22_sends():
 
     assert policy.uses_fast_path
     assert set(policy.feature_names) == sent
+
+
+class DemoConfigTest(GinTestCase):
+    def test_the_demo_clones_with_the_shipped_model_among_its_baselines(self):
+        """`make demo` (gin_configs/demo.gin, run from the repository root) adds the shipped model to the heuristic
+        baselines, and that path holds a policy the numpy path plays."""
+        import gin
+
+        from compiler_opt import gin_setup
+        from compiler_opt.rl import policies
+        from compiler_opt.rl.imitation_learning import bc_max_lib  # noqa: F401 (registers bc_max.run)
+
+        cwd = os.getcwd()
+        os.chdir(_ROOT)
+        try:
+            gin_setup.parse(["gin_configs/demo.gin", "gin_configs/splits_v2.gin"], [], log=False)
+            baselines = policies.parse_all(gin.query_parameter("bc_max.run.baselines"))
+        finally:
+            os.chdir(cwd)
+
+        learned = [p for p in baselines if isinstance(p, policies.SavedModelPolicy)]
+        self.assertEqual([p.path for p in learned], [os.path.join(SHIPPED, "saved_policy")])
+        self.assertIn("heuristic", [p.name for p in baselines])
+        self.assertTrue(learned[0].model.uses_fast_path)
