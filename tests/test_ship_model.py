@@ -51,6 +51,10 @@ def test_a_run_ships_the_iteration_it_chose_on_validation_not_its_newest(tmp_pat
     shipped_policy = os.path.join(out, "saved_policy")
     assert saved_policy.saved_model_digest(shipped_policy) == saved_policy.saved_model_digest(policies[1])
     assert saved_policy.saved_model_digest(shipped_policy) != saved_policy.saved_model_digest(policies[2])
+    collect = os.path.join(os.path.dirname(policies[1]), "collect_policy")
+    assert saved_policy.saved_model_digest(os.path.join(out, "collect_policy")) == saved_policy.saved_model_digest(
+        collect
+    ), "MLGO's layout: the collect_policy beside it ships too"
     assert provenance.iteration == 1
     assert provenance.source == os.path.join("iteration_1", "model", "saved_policy")
     assert provenance.results == {"validation": {"ratio": 0.98, "oracle_ratio": 0.95, "modules": 7}}

@@ -2,10 +2,11 @@
 # Rebuilds a program with a trained model (the exported pass plugin) and with stock clang-22 -Oz, links both with
 # -Wl,--gc-sections, runs the smoke test on both and prints the linked sizes (compiler_opt.tools.compare_builds).
 #   tools/compare_with_model.sh POLICY SOURCE_DIR BINARY 'BUILD COMMAND' 'SMOKE TEST' [more compare_builds flags]
-# POLICY: a saved_policy, a bc_max run directory (newest iteration) or an exported libbcmax_inliner.so. The build
+# POLICY: the shipped model (models/inliner_size), a saved_policy, a bc_max run directory (the iteration it chose on
+# validation) or an exported libbcmax_inliner.so. The build
 # command runs in a copy of SOURCE_DIR with CC/CXX set; BINARY is the program it links, relative to the tree; the
 # smoke test gets the program as $PROGRAM and must exit 0. Example:
-#   tools/compare_with_model.sh demo_output ~/src/prog build/prog \
+#   tools/compare_with_model.sh models/inliner_size ~/src/prog build/prog \
 #     'cmake -S . -B build -DCMAKE_C_COMPILER=$CC && cmake --build build' '"$PROGRAM" --version'
 set -euo pipefail
 if [ $# -lt 5 ]; then

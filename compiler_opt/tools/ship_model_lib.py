@@ -4,6 +4,8 @@ Layout of `output_dir` (in the repository: models/inliner_size/):
 
   saved_policy/   a copy of the policy's MLGO `saved_policy` directory (saved_model.pb, variables/, the numpy
                   sidecar fast_policy.npz and whatever else the trainer wrote), byte for byte;
+  collect_policy/ a copy of its sibling `collect_policy` when there is one (MLGO's layout; the stochastic policy
+                  that gives P(inline) when the SavedModel itself is asked, e.g. by bench/plugin.py);
   model.json      provenance, keys: format_version int; saved_model_sha256 str (`saved_policy.saved_model_digest`,
                   the digest `bench/quality.py` records for the policy it measured); source str (the path packaged,
                   relative to the run's root when it came from a bc_max run); iteration int|null and results
@@ -27,6 +29,7 @@ from compiler_opt.tools import export_model_lib
 
 FORMAT_VERSION = 1
 SAVED_POLICY_DIR = "saved_policy"
+COLLECT_POLICY_DIR = "collect_policy"
 PROVENANCE_FILE = "model.json"
 
 
@@ -113,6 +116,9 @@ def ship(policy: str, output_dir: str) -> Provenance:
     provenance = Provenance(saved_model_sha256=digest, source=relative, iteration=iteration, results=results)
     with atomic_file.staged_dir(output_dir) as tmp:
         shutil.copytree(source, os.path.join(tmp, SAVED_POLICY_DIR))
+        collect = os.path.join(os.path.dirname(source), COLLECT_POLICY_DIR)
+        if os.path.isfile(os.path.join(collect, "saved_model.pb")):
+            shutil.copytree(collect, os.path.join(tmp, COLLECT_POLICY_DIR))
         with open(os.path.join(tmp, PROVENANCE_FILE), "w") as f:
             f.write(provenance.to_json() + "\n")
     return provenance
