@@ -107,7 +107,10 @@ def ship(policy: str, output_dir: str) -> Provenance:
         raise ShipError(f"{source} has no {saved_policy.FAST_POLICY_FILENAME}: re-export it with the trainer")
     if saved_policy.FastPolicyParams.load(sidecar).saved_model_sha256 != digest:
         raise ShipError(f"{sidecar} was written for another SavedModel: re-export {source} with the trainer")
-    saved_policy.SavedPolicy.load(source)  # Refuses a policy that outputs NaN.
+    try:
+        saved_policy.SavedPolicy.load(source)  # Refuses a policy that does not load or outputs NaN.
+    except saved_policy.PolicyLoadError as e:
+        raise ShipError(f"{source} cannot be shipped: {e}") from e
     iteration, results = (None, {})
     relative = source
     if chosen == source:
