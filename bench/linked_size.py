@@ -1,8 +1,9 @@
 r"""Linked program sizes with the trained inliner vs stock clang-22 -Oz, on real programs built by their own builds.
 
 Usage:
+  .venv/bin/python bench/linked_size.py --policy=models/inliner_size    # the shipped model
   .venv/bin/python bench/linked_size.py --policy=demo_output            # a bc_max run's chosen iteration
-  .venv/bin/python bench/linked_size.py --plugin=demo_output/export/libbcmax_inliner.so [--programs=brotli,lua]
+  .venv/bin/python bench/linked_size.py --plugin=build/export/libbcmax_inliner.so [--programs=brotli,lua]
 
 Builds each bundled program (compiler_opt/tools/bundled_programs.py: the brotli CLI, the Lua 5.4 interpreter,
 fastText's CLI) twice with compiler_opt.tools.compare_builds_lib: compiles with `-Oz -ffunction-sections
