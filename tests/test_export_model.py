@@ -53,10 +53,13 @@ def test_a_damaged_results_file_is_an_error_naming_it(tmp_path):
         export_model_lib.resolve_policy(str(tmp_path))
 
 
-def test_a_bc_max_run_without_results_yet_ships_its_highest_iteration_number_not_the_last_name(tmp_path):
+def test_a_bc_max_run_without_results_yet_ships_its_highest_iteration_number_not_the_last_name(tmp_path, caplog):
     _fake_policies(tmp_path, (2, 10, 9))
     (tmp_path / "iteration_11").mkdir()  # an iteration still training: no policy yet
     assert export_model_lib.resolve_policy(str(tmp_path)) == str(tmp_path / "iteration_10" / "model" / "saved_policy")
+    # Not chosen on validation: the user is told so.
+    assert "no results.json naming the iteration chosen on validation" in caplog.text
+    assert "iteration 10" in caplog.text
 
 
 def test_resolving_a_directory_without_a_policy_names_it_and_the_fix(tmp_path):

@@ -212,7 +212,14 @@ def resolve_policy(path: str) -> str:
             "`saved_policy` directory written by the trainer or a bc_max run's --root_dir (train one first: "
             "`make demo`)"
         )
-    return max(found)[1]
+    newest, policy = max(found)
+    logging.warning(
+        "%s has no results.json naming the iteration chosen on validation (an unfinished run?): taking its newest, "
+        "iteration %d",
+        path,
+        newest,
+    )
+    return policy
 
 
 @dataclasses.dataclass(frozen=True)
