@@ -114,3 +114,52 @@ def test_report_and_results_json_show_all_four_parts_and_the_test_codebases(tmp_
     assert [line.split()[:2] for line in table.splitlines()[2:]] == [["b", "unseen"], ["c", "unseen"], ["a", "unseen"]]
     assert "1.0500" in table and "0.8000" in table
     assert os.path.getsize(tmp_path / "size_ratio.png") > 0
+
+
+def _finished_run(root, baselines):
+    """A run directory whose iteration 1 finished with `baselines`; returns its iteration file."""
+    path = os.path.join(bc_max_lib.iteration_dir(str(root), 1), bc_max_lib.ITERATION_FILE)
+    os.makedirs(os.path.dirname(path))
+    part = bc_max_lib.PartFigures(
+        modules=1, evaluated=1, ratio=0.99, oracle_ratio=0.98, geomean=0.99, smaller=1, larger=0
+    )
+    result = bc_max_lib.IterationResult(
+        iteration=1,
+        policy="saved:p",
+        baselines=baselines,
+        parts={p: part for p in splits.PARTS},
+        test_codebases=(),
+        wins={},
+        seconds=1.0,
+    )
+    with open(path, "w") as f:
+        f.write(result.to_json())
+    return path
+
+
+def test_resuming_with_other_baselines_keeps_the_finished_iteration_and_says_so(tmp_path, caplog):
+    """A finished iteration is never redone or lost; when the config's baselines differ from those it ran with (e.g.
+    `make demo` after its config gained a baseline), the user is told which directory to change."""
+    path = _finished_run(tmp_path, ("heuristic",))
+    with open(path) as f:
+        before = f.read()
+
+    results = bc_max_lib.run(
+        _SPLITS, str(tmp_path), None, baselines=("heuristic", "heuristic:threshold=25"), iterations=1, patience=1
+    )
+
+    assert [r.baselines for r in results] == [("heuristic",)]
+    with open(path) as f:
+        assert f.read() == before
+    assert "was run with the baselines heuristic, not those of this config" in caplog.text
+    assert "pass another --root_dir" in caplog.text
+
+
+def test_resuming_with_the_same_baselines_does_not_warn(tmp_path, caplog):
+    _finished_run(tmp_path, ("heuristic", "heuristic:threshold=25"))
+
+    bc_max_lib.run(
+        _SPLITS, str(tmp_path), None, baselines=("heuristic", "heuristic:threshold=25"), iterations=1, patience=1
+    )
+
+    assert "not those of this config" not in caplog.text

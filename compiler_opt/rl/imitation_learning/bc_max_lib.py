@@ -160,6 +160,15 @@ def run(
             logging.info(
                 "iteration %d already done: validation ratio %s", t, result.ratio(splits.VALIDATION), extra=console.STEP
             )
+            if tuple(result.baselines) != (*baselines, *learned):
+                logging.warning(
+                    "%s was run with the baselines %s, not those of this config (%s): its figures are kept as they "
+                    "are; pass another --root_dir (or remove %s) to run with this config's baselines",
+                    done_path,
+                    ", ".join(result.baselines),
+                    ", ".join((*baselines, *learned)),
+                    root_dir,
+                )
         else:
             atomic_file.remove_stale_temporaries(it_dir)
             start = time.monotonic()
