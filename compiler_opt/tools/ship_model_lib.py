@@ -101,16 +101,8 @@ def ship(policy: str, output_dir: str) -> Provenance:
         source = export_model_lib.resolve_policy(policy)
     except export_model_lib.ExportError as e:
         raise ShipError(str(e)) from e
+    _check_fast_path(source)
     digest = saved_policy.saved_model_digest(source)
-    sidecar = os.path.join(source, saved_policy.FAST_POLICY_FILENAME)
-    if not os.path.isfile(sidecar):
-        raise ShipError(f"{source} has no {saved_policy.FAST_POLICY_FILENAME}: re-export it with the trainer")
-    if saved_policy.FastPolicyParams.load(sidecar).saved_model_sha256 != digest:
-        raise ShipError(f"{sidecar} was written for another SavedModel: re-export {source} with the trainer")
-    try:
-        saved_policy.SavedPolicy.load(source)  # Refuses a policy that does not load or outputs NaN.
-    except saved_policy.PolicyLoadError as e:
-        raise ShipError(f"{source} cannot be shipped: {e}") from e
     iteration, results = (None, {})
     relative = source
     if chosen == source:
@@ -138,7 +130,19 @@ def check_shipped(output_dir: str) -> Provenance:
     digest = saved_policy.saved_model_digest(policy_dir)
     if digest != provenance.saved_model_sha256:
         raise ShipError(f"{policy_dir} is not the model {path} describes (digest {digest}): package it again")
-    sidecar = saved_policy.FastPolicyParams.load(os.path.join(policy_dir, saved_policy.FAST_POLICY_FILENAME))
-    if sidecar.saved_model_sha256 != digest:
-        raise ShipError(f"{policy_dir}/{saved_policy.FAST_POLICY_FILENAME} belongs to another SavedModel")
+    _check_fast_path(policy_dir)
     return provenance
+
+
+def _check_fast_path(policy_dir: str) -> None:
+    """Raises ShipError unless `policy_dir` loads (finite outputs) through its numpy sidecar, which
+    `saved_policy.SavedPolicy.load` takes only when the sidecar records this SavedModel's digest."""
+    try:
+        policy = saved_policy.SavedPolicy.load(policy_dir)
+    except saved_policy.PolicyLoadError as e:
+        raise ShipError(f"{policy_dir} cannot be shipped: {e}") from e
+    if not policy.uses_fast_path:
+        raise ShipError(
+            f"{os.path.join(policy_dir, saved_policy.FAST_POLICY_FILENAME)} is missing or was written for another "
+            f"SavedModel: re-export {policy_dir} with the trainer"
+        )
