@@ -8,8 +8,9 @@ Runs the loop of `bc_max` with the settings of the gin files (resumable: an exis
 corpus split by gin's `splits.SplitPolicy` (compiler_opt/rl/splits.py), then prints JSON: the split (modules and
 codebases per part); for each iteration, per part (train, validation, test_unseen_codebases, test_unseen_files) the
 policy's ratio (policy total / stock -Oz total) with its oracle (per-module best of that iteration's baselines and,
-on train, of the explorations around them, over the same -Oz total), geometric mean and smaller/larger counts, and
-the test ratios per codebase; the iteration chosen on validation with its test ratios against the goal (test on
+on train, of the explorations around them, over the same -Oz total), geometric mean and smaller/larger counts, the
+same for validation's two kinds of modules (`validation_unseen_codebases`: its whole codebases, never trained on;
+`validation_unseen_files`: its files of the training codebases), and the test ratios per codebase; the iteration chosen on validation with its test ratios against the goal (test on
 unseen codebases <= 0.98, no test codebase > 1.01) and, per part, every initial baseline played alone
 (`heuristic:threshold=N` over the same -Oz total; a failed compile counts at its -Oz size) with the best single one,
 the same per codebase beside the policy's ratio, and that iteration's figures per module-size bucket (by stock -Oz
@@ -66,6 +67,7 @@ def _iteration(r: bc_max_lib.IterationResult) -> dict:
     return {
         "iteration": r.iteration,
         **{p: _figures(r.parts[p]) for p in splits.PARTS},
+        **{f"validation_{k}": _figures(f) for k, f in r.validation_kinds.items()},
         "test_by_codebase": {
             c.codebase: {"part": c.part, "language": c.language, **_figures(c.figures)} for c in r.test_codebases
         },

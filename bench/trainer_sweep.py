@@ -30,7 +30,8 @@ policy that never saw its codebase), the geometric mean of the per-codebase rati
 modules smaller/larger; the oracle and each baseline alone on the same modules; the winner (lowest pooled ratio).
 
 Prints JSON: per variant its bindings, train steps, training seconds, validation (and train) total ratio over stock
--Oz with the modules smaller/larger than -Oz; the train oracle of the iteration and, per part, each baseline's total
+-Oz with the modules smaller/larger than -Oz, the same for validation's whole codebases (`validation_unseen_codebases`,
+never trained on) and its files of the training codebases (`validation_unseen_files`); the train oracle of the iteration and, per part, each baseline's total
 ratio (the best single baseline is the lowest); the winner, its test ratios and its train ratio.
 """
 
@@ -281,6 +282,10 @@ def main(argv):
                 "steps": training.steps,
                 "training_seconds": round(training.seconds, 1),
                 "validation": _ratio(evaluations, data.validation),
+                **{
+                    f"validation_{kind}": _ratio(evaluations, modules)
+                    for kind, modules in bc_max_lib.validation_kind_modules(data).items()
+                },
                 "policy": "saved:" + training.saved_policy_dir,
             }
             if _EVALUATE_TRAIN.value:

@@ -163,3 +163,52 @@ def test_resuming_with_the_same_baselines_does_not_warn(tmp_path, caplog):
     )
 
     assert "not those of this config" not in caplog.text
+
+
+# Validation holds a whole codebase `d` (no train module) and files of the training codebase `a`.
+_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE = dataclasses.replace(
+    _SPLITS, validation=(_Module("a/z"), _Module("d/r"), _Module("d/s"))
+)
+
+
+def _write_validation_files(it_dir):
+    """What an iteration leaves: its policy's validation CSV and the held-out baselines' profiles."""
+    from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+    from compiler_opt.rl.imitation_learning import profiles
+
+    evaluations = [_eval("a/z", 200, 180), _eval("d/r", 100, 104), _eval("d/s", 300, 300)]
+    evaluate_policy_lib.write(
+        os.path.join(it_dir, f"eval_{splits.VALIDATION}"),
+        evaluations,
+        evaluate_policy_lib.summarize("saved:p", evaluations),
+    )
+    outcome = profiles.PolicyOutcome(size=1, text_section_size=1, horizon=1, seconds=0.1, status="ok")
+    rows = [
+        profiles.ModuleProfile(module=m, results={"heuristic": outcome}, best="heuristic", best_size=b, oz_size=oz, label=0)
+        for m, b, oz in (("a/z", 170, 200), ("d/r", 98, 100), ("d/s", 300, 300))
+    ]
+    baselines_dir = os.path.join(it_dir, bc_max_lib.EVAL_BASELINES_DIR)
+    os.makedirs(baselines_dir, exist_ok=True)
+    profiles.write_jsonl(os.path.join(baselines_dir, collection.PROFILES_FILE), rows)
+
+
+def test_validation_is_also_reported_for_its_unseen_codebases_and_its_unseen_files_apart(tmp_path):
+    _write_validation_files(str(tmp_path))
+    kinds = bc_max_lib.validation_kinds(_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, str(tmp_path))
+    unseen = kinds[bc_max_lib.VALIDATION_UNSEEN_CODEBASES]
+    files = kinds[bc_max_lib.VALIDATION_UNSEEN_FILES]
+    assert (unseen.modules, unseen.larger, unseen.smaller) == (2, 1, 0)
+    assert unseen.ratio == pytest.approx(404 / 400) and unseen.oracle_ratio == pytest.approx(398 / 400)
+    assert (files.modules, files.ratio, files.oracle_ratio) == (1, 0.9, 0.85)
+    assert bc_max_lib.validation_kinds(_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, str(tmp_path / "none")) == {}
+
+
+def test_a_finished_iteration_without_validation_kinds_gets_them_from_its_files_on_resume(tmp_path):
+    path = _finished_run(tmp_path, ("heuristic",))
+    _write_validation_files(os.path.dirname(path))
+    (result,) = bc_max_lib.run(
+        _SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, str(tmp_path), None, baselines=("heuristic",), iterations=1
+    )
+    assert result.validation_kinds[bc_max_lib.VALIDATION_UNSEEN_CODEBASES].ratio == pytest.approx(1.01)
+    text = report.summary_text([result], _SPLITS_WITH_WHOLE_VALIDATION_CODEBASE)
+    assert "validation: unseen codebases" in text and "1.0100" in text and "0.9950" in text

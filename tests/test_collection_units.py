@@ -41,6 +41,28 @@ def test_no_best_when_everything_failed():
     assert profiles.select_best({"a": _outcome(None, "failed"), "b": _outcome(None, "timeout")}) is None
 
 
+def test_a_winner_is_cloned_only_when_it_beats_the_heuristic_by_the_minimum_gain():
+    outcomes = {"heuristic": _outcome(1000), "t25": _outcome(985), "t100": _outcome(995)}
+    best = profiles.select_best(outcomes)
+    assert best == "t25"
+    assert profiles.select_recorded(outcomes, best, "heuristic", 0.01) == "t25"  # 1.5% smaller: kept
+    assert profiles.select_recorded(outcomes, best, "heuristic", 0.02) == "heuristic"  # 1.5% < 2%: the heuristic's
+    assert profiles.select_recorded(outcomes, best, "heuristic", 0.0) == "t25"
+
+
+def test_without_a_heuristic_outcome_the_winner_is_cloned():
+    outcomes = {"heuristic": _outcome(None, "failed"), "t25": _outcome(999)}
+    assert profiles.select_recorded(outcomes, "t25", "heuristic", 0.5) == "t25"
+    assert profiles.select_recorded({"t25": _outcome(999)}, "t25", "heuristic", 0.5) == "t25"
+    assert profiles.select_recorded({}, None, "heuristic", 0.5) is None
+
+
+@pytest.mark.parametrize("gain", [-0.1, 1.0, 2.0])
+def test_a_minimum_gain_outside_zero_to_one_is_refused(gain):
+    with pytest.raises(ValueError, match="label_min_gain"):
+        profiles.select_recorded({}, None, "heuristic", gain)
+
+
 def test_least_confident_step_is_the_probability_closest_to_one_half():
     assert exploration.least_confident_step(np.array([0.9, 0.45, 0.6, 0.1]), start=0) == 1
     assert exploration.least_confident_step(np.array([0.9, 0.45, 0.6, 0.1]), start=2) == 2

@@ -132,6 +132,43 @@ def test_cached_compiles_are_reused_with_identical_results(small_modules, tmp_pa
     assert runs[0]["oracle_total"] == runs[1]["oracle_total"]
 
 
+def test_with_a_minimum_gain_small_wins_record_the_heuristics_trajectory(small_modules, tmp_path):
+    """label_min_gain = 0.5: no baseline is half the heuristic's size, so every record is the heuristic's own
+    trajectory (replaying it reproduces the heuristic's size), while `best` and the oracle stay the smallest."""
+    cache = str(tmp_path / "cache")
+    runs = {}
+    for gain in (0.0, 0.5):
+        out = str(tmp_path / f"gain{gain}")
+        with local.LocalExecutor(2) as executor:
+            summary = lib.collect(
+                small_modules,
+                policies.parse_all(BASELINES),
+                out,
+                executor,
+                max_exploration_steps=0,
+                cache_dir=cache,
+                progress=False,
+                label_min_gain=gain,
+            )
+        runs[gain] = (summary, {p.module: p for p in profiles.read_jsonl(os.path.join(out, "profiles.jsonl"))}, out)
+    plain, gated = runs[0.0], runs[0.5]
+    assert gated[0]["oracle_total"] == plain[0]["oracle_total"]
+    # On these modules some threshold beats the heuristic, so the gate changes something.
+    assert any(p.best != "heuristic" for p in gated[1].values())
+    records = _records(gated[2])
+    modules = {m.name: m for m in small_modules}
+    for name, profile in gated[1].items():
+        assert profile.best == plain[1][name].best and profile.best_size == plain[1][name].best_size
+        if profile.record is None:
+            continue
+        assert profile.recorded == "heuristic"
+        replay = policies.ReplayPolicy(tuple(int(a) for a in records[name]["action"][:, 0]), then=policies.HeuristicPolicy())
+        result = env.compile_module(modules[name], replay)
+        assert result.text_size == profile.results["heuristic"].size, name
+        assert (records[name]["reward"] == profile.results["heuristic"].size).all()
+    assert all(p.recorded == p.best for p in plain[1].values() if p.record is not None)
+
+
 def _cli(data_path, out, *extra):
     return [
         sys.executable,

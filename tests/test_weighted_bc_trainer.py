@@ -403,6 +403,30 @@ class InputPipelineTest(GinTestCase):
         np.testing.assert_array_equal(action, [1, 0, 1, 0, 1])
         np.testing.assert_array_equal(weight, [0.5, 0.5, 0.5, 1.0, 1.0])
 
+    def test_module_weights_multiply_each_decisions_bucket_weight(self):
+        files = self._write([([1, 2, 3], 0), ([4, 5], 1)])
+        dataset = trajectory_dataset.training_examples(
+            files,
+            ["cost_estimate"],
+            [0.5, 1.0],
+            batch_size=100,
+            shuffle_buffer_size=1,
+            repeat=False,
+            module_weights={"m0": 4.0, "m1": 0.25},
+        )
+        (features, _, weight), *rest = list(dataset)
+        self.assertEqual(rest, [])
+        np.testing.assert_array_equal(features["cost_estimate"], [1, 2, 3, 4, 5])
+        np.testing.assert_array_equal(weight, [2.0, 2.0, 2.0, 0.25, 0.25])
+
+    def test_a_record_of_a_module_without_a_weight_fails_with_a_clear_error(self):
+        files = self._write([([1, 2], 0), ([3], 0)])
+        dataset = trajectory_dataset.training_examples(
+            files, ["cost_estimate"], [1.0], batch_size=8, shuffle_buffer_size=1, repeat=False, module_weights={"m0": 1.0}
+        )
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "no weight in module_weights"):
+            list(dataset)
+
     def test_training_batches_are_full_and_repeat(self):
         files = self._write([([1, 2, 3], 0)])
         dataset = trajectory_dataset.training_examples(
@@ -536,6 +560,34 @@ class TrainingWeightsTest(GinTestCase):
         module_profiles = [_profile("b", {"heuristic": 500, self.learned: 900}, 1)]
         config = training_weights.WeightingConfig(mode="uniform")
         self.assertEqual(training_weights.compute_bucket_weights(module_profiles, config, 2).weights, (1.0, 1.0))
+
+    def test_codebase_balance_gives_codebases_equal_shares_and_keeps_the_mean_weight(self):
+        def recorded(module, horizon):
+            outcome = profiles.PolicyOutcome(size=10, text_section_size=10, horizon=horizon, seconds=0.1, status="ok")
+            return profiles.ModuleProfile(
+                module=module, results={"heuristic": outcome}, best="heuristic", best_size=10, oz_size=10, label=0,
+                record=f"records/{module}.tfrecord",
+            )
+
+        # Codebase a: 100 decisions in two modules; b: 10; c: 1, below a tenth of an equal share (111 / 30 = 3.7).
+        module_profiles = [recorded("a/x", 60), recorded("a/y", 40), recorded("b/x", 10), recorded("c/x", 1)]
+        self.assertEqual(
+            training_weights.codebase_balance_weights(module_profiles, 0.0), {m.module: 1.0 for m in module_profiles}
+        )
+        w = training_weights.codebase_balance_weights(module_profiles, 1.0)
+        self.assertEqual(w["a/x"], w["a/y"])
+        self.assertAlmostEqual(100 * w["a/x"], 10 * w["b/x"])  # equal shares
+        self.assertAlmostEqual((100 * w["a/x"] + 10 * w["b/x"] + 1 * w["c/x"]) / 111, 1.0)  # mean factor 1
+        # By hand: scale 111 / (1 + 1 + 1 / 3.7) = 48.893; c's factor is 48.893 / 3.7.
+        self.assertAlmostEqual(w["b/x"], 4.8893, places=3)
+        self.assertAlmostEqual(w["c/x"], 13.214, places=2)
+        with self.assertRaisesRegex(ValueError, "power must be >= 0"):
+            training_weights.codebase_balance_weights(module_profiles, -1.0)
+
+    def test_codebase_balance_without_a_profiles_jsonl_is_a_clear_error(self):
+        with self.assertRaisesRegex(ValueError, "codebase_balance.*profiles.jsonl"):
+            trainer_lib.load_module_weights(None, 0.5)
+        self.assertIsNone(trainer_lib.load_module_weights(None, 0.0))
 
     def test_label_out_of_range_names_the_module_and_the_fix(self):
         module_profiles = [_profile("big", {"heuristic": 500, self.learned: 900}, 7)]

@@ -38,7 +38,8 @@ def clang_like_features(rng: np.random.Generator, n: int) -> dict[str, np.ndarra
 def sequence_example(
     module: str, steps: dict[str, np.ndarray], actions: np.ndarray, reward: float, label: int = 0
 ) -> tf.train.SequenceExample:
-    """One module's record: every entry of `steps` (int64 [T]) as a feature list, plus action, reward and label."""
+    """One module's record: every entry of `steps` (int64 [T]) as a feature list, plus action, reward, label and
+    module_name lists (as trajectories.to_sequence_example writes them)."""
     example = tf.train.SequenceExample()
     example.context.feature["module_name"].bytes_list.value.append(module.encode())
     example.context.feature["policy_name"].bytes_list.value.append(b"heuristic")
@@ -50,6 +51,7 @@ def sequence_example(
         lists["action"].feature.add().int64_list.value.append(int(a))
         lists["reward"].feature.add().float_list.value.append(float(reward))
         lists["label"].feature.add().int64_list.value.append(int(label))
+        lists["module_name"].feature.add().bytes_list.value.append(module.encode())
     return example
 
 

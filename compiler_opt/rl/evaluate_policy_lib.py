@@ -144,6 +144,29 @@ def evaluate(
     return evaluations, summarize(policy.name, evaluations)
 
 
+def read_csv(path: str) -> dict[str, ModuleEvaluation]:
+    """Module name -> ModuleEvaluation from a `P.csv` that `write` wrote (sizes None where a compile failed; the
+    file keeps no horizon or error, so those are 0 and "")."""
+
+    def size(text: str) -> int | None:
+        return int(text) if text not in ("", "None") else None
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"module", "oz_size", "policy_size", "status"} <= set(rows[0]):
+        raise ValueError(f"{path} is not an evaluation CSV (columns {sorted(rows[0])}); rerun evaluate_policy")
+    return {
+        r["module"]: ModuleEvaluation(
+            module=r["module"],
+            oz_size=size(r["oz_size"]),
+            policy_size=size(r["policy_size"]),
+            horizon=0,
+            status=r["status"],
+        )
+        for r in rows
+    }
+
+
 def write(prefix: str, evaluations: Sequence[ModuleEvaluation], summary: EvaluationSummary) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -91,6 +91,9 @@ class IterationResult:
     test_codebases: tuple[CodebaseFigures, ...]
     wins: dict[str, int]
     seconds: float
+    # Validation split in two (keys VALIDATION_KINDS): its whole codebases, which train never saw, and its file sample
+    # of the training codebases (validation_kinds). Empty in iteration files written before it existed.
+    validation_kinds: Mapping[str, PartFigures] = dataclasses.field(default_factory=dict)
 
     def ratio(self, part: str) -> float | None:
         return self.parts[part].ratio
@@ -110,12 +113,19 @@ class IterationResult:
             ),
             wins=obj["wins"],
             seconds=obj["seconds"],
+            validation_kinds={k: PartFigures(**f) for k, f in obj.get("validation_kinds", {}).items()},
         )
 
     @classmethod
     def read(cls, path: str) -> IterationResult:
         with open(path) as f:
             return cls.from_dict(json.load(f))
+
+
+# The two kinds of validation modules (validation_kinds).
+VALIDATION_UNSEEN_CODEBASES = "unseen_codebases"
+VALIDATION_UNSEEN_FILES = "unseen_files"
+VALIDATION_KINDS = (VALIDATION_UNSEEN_CODEBASES, VALIDATION_UNSEEN_FILES)
 
 
 def iteration_dir(root_dir: str, t: int) -> str:
@@ -160,6 +170,8 @@ def run(
             logging.info(
                 "iteration %d already done: validation ratio %s", t, result.ratio(splits.VALIDATION), extra=console.STEP
             )
+            if not result.validation_kinds:
+                result = dataclasses.replace(result, validation_kinds=validation_kinds(module_splits, it_dir))
             if tuple(result.baselines) != (*baselines, *learned):
                 logging.warning(
                     "%s was run with the baselines %s, not those of this config (%s): its figures are kept as they "
@@ -233,6 +245,7 @@ def run(
                 wins=summary["wins"],
                 seconds=round(time.monotonic() - start, 1),
             )
+            result = dataclasses.replace(result, validation_kinds=validation_kinds(module_splits, it_dir))
             atomic_file.write_text(done_path, result.to_json())
             logging.info(
                 "iteration %d: %s",
@@ -318,6 +331,31 @@ def figures(
                 )
             )
     return parts, tuple(by_codebase)
+
+
+def validation_kinds(module_splits: splits.ModuleSplits, it_dir: str) -> dict[str, PartFigures]:
+    """The validation part's figures in two: modules of codebases with no train module (VALIDATION_UNSEEN_CODEBASES:
+    the question a user's own code asks) and modules of training codebases (VALIDATION_UNSEEN_FILES). Read from the
+    iteration's files (eval_validation.csv and the held-out baselines' profiles), so an iteration run before this
+    existed gets them too; {} when the iteration has no validation evaluation."""
+    path = os.path.join(it_dir, f"eval_{splits.VALIDATION}.csv")
+    if not module_splits.validation or not os.path.exists(path):
+        return {}
+    evaluations = evaluate_policy_lib.read_csv(path)
+    oracle_sizes = _oracle_sizes(os.path.join(it_dir, EVAL_BASELINES_DIR, collection.PROFILES_FILE))
+    return {
+        kind: part_figures(modules, evaluations, oracle_sizes)
+        for kind, modules in validation_kind_modules(module_splits).items()
+    }
+
+
+def validation_kind_modules(module_splits: splits.ModuleSplits) -> dict[str, list]:
+    """The validation modules by kind (VALIDATION_KINDS): of codebases with no train module, and of the others."""
+    seen = set(module_splits.codebases(splits.TRAIN))
+    return {
+        VALIDATION_UNSEEN_CODEBASES: [m for m in module_splits.validation if splits.codebase_of(m.name) not in seen],
+        VALIDATION_UNSEEN_FILES: [m for m in module_splits.validation if splits.codebase_of(m.name) in seen],
+    }
 
 
 def _oracle_sizes(profiles_path: str) -> dict[str, tuple[int, int]]:

@@ -40,6 +40,8 @@ RECORDS_DIR = "records"
 PROFILES_DIR = "profiles"
 PROFILES_FILE = "profiles.jsonl"
 SUMMARY_FILE = "summary.json"
+# The reference of `label_min_gain`: the compiler's own heuristic played as a baseline.
+_HEURISTIC = policies.HeuristicPolicy().name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +61,14 @@ class ModuleJob:
     exploration_regions: int = 1
     # Also replay winners of -inline-threshold baselines under stock flags (see _stock_features).
     stock_default: bool = False
+    # Record the heuristic's trajectory unless the best beats it by this fraction (profiles.select_recorded).
+    label_min_gain: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
 class ModuleOutcome:
-    """A worker's answer: outcomes of every compile, the winning trajectory (None if all failed), and the stock
+    """A worker's answer: outcomes of every compile, the smallest one's name (None if all failed), the trajectory to
+    record (`best`: the smallest, or the heuristic's, see profiles.select_recorded) and its policy, and the stock
     compile (None if the module failed before it ran)."""
 
     module: str
@@ -72,6 +77,7 @@ class ModuleOutcome:
     best_name: str | None
     error: str = ""
     stock: profiles.PolicyOutcome | None = None
+    recorded_name: str | None = None
 
 
 def module_key(name: str) -> str:
@@ -138,10 +144,11 @@ def _collect_module(job: ModuleJob) -> ModuleOutcome:
                 results[name] = result
     stock, stock_cached = compile_cache.compile_cached(cache, job.module, compile_cache.STOCK, job.task, job.timeout_s)
     best_name = profiles.select_best(outcomes)
-    best = results[best_name] if best_name else None
+    recorded_name = profiles.select_recorded(outcomes, best_name, _HEURISTIC, job.label_min_gain)
+    best = results[recorded_name] if recorded_name else None
     if best is not None:
         best = dataclasses.replace(
-            _stock_features(best, flags_of[best_name], cache, job, job.stock_default), policy=best_name
+            _stock_features(best, flags_of[recorded_name], cache, job, job.stock_default), policy=recorded_name
         )
     return ModuleOutcome(
         module=job.module.name,
@@ -149,6 +156,7 @@ def _collect_module(job: ModuleJob) -> ModuleOutcome:
         best=best,
         best_name=best_name,
         stock=_outcome(stock, stock_cached),
+        recorded_name=recorded_name,
     )
 
 
@@ -229,6 +237,7 @@ class TrajectoryWriter:
             oz_size=oz_size,
             label=label,
             record=record,
+            recorded=outcome.recorded_name if record is not None else None,
         )
         atomic_file.write_text(os.path.join(self.profiles_dir, key + ".json"), profile.to_json())
         return profile
@@ -256,6 +265,7 @@ def collect(
     progress: bool = True,
     budgeted: bool = False,
     record_stock_default: bool = False,
+    label_min_gain: float = 0.0,
 ) -> dict:
     """Collects every module not yet done in `output_dir`; returns the run summary (also written to summary.json).
 
@@ -266,7 +276,11 @@ def collect(
     record_stock_default: every record's `inlining_default` is stock -Oz's decision (winners under other inliner
     options, -inline-threshold included, are replayed once under stock flags); needed to train a policy that reads
     `inlining_default` (features.FeatureConfig.dropped_features without it).
+    label_min_gain: record the -Oz heuristic's trajectory (baseline `heuristic`) instead of the smallest one unless
+    the smallest is at least this fraction of the heuristic's size smaller (profiles.select_recorded); the oracle
+    and `best` in the profiles stay the smallest. 0 records the smallest always.
     """
+    profiles.select_recorded({}, None, _HEURISTIC, label_min_gain)  # validates it before any compile
     if explore_from not in ("best", "all"):
         raise ValueError(f"explore_from must be 'best' or 'all', got {explore_from!r}")
     start = time.monotonic()
@@ -304,6 +318,7 @@ def collect(
             exploration_budget=budgets.get(m.name) if budgeted else None,
             exploration_regions=budget_config.regions,
             stock_default=record_stock_default,
+            label_min_gain=label_min_gain,
         )
         for m in todo
     ]

@@ -57,6 +57,9 @@ class ModuleProfile:
     oz_size: int | None
     label: int
     record: str | None = None
+    # The policy whose trajectory the record holds: `best`, or the reference heuristic's when `best` did not beat it
+    # by the collection's `label_min_gain` (None in profiles written before this field existed: then `best`).
+    recorded: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -91,6 +94,23 @@ def select_best(outcomes: dict[str, PolicyOutcome]) -> str | None:
         if outcome.ok and outcome.size is not None and (best is None or outcome.size < outcomes[best].size):
             best = name
     return best
+
+
+def select_recorded(
+    outcomes: dict[str, PolicyOutcome], best: str | None, reference: str, min_gain: float
+) -> str | None:
+    """The trajectory to clone: `best`, unless `reference` (the compiler's own heuristic) compiled and `best` is less
+    than `min_gain` (a fraction of the reference's size) smaller than it; then `reference`.
+
+    The oracle is still `best`; only the record changes. A winner that beats the heuristic by a few bytes teaches
+    the policy to leave the heuristic's decisions where that does not pay; min_gain = 0 records `best` always.
+    """
+    if not 0.0 <= min_gain < 1.0:
+        raise ValueError(f"label_min_gain must be in [0, 1), got {min_gain}")
+    ref = outcomes.get(reference)
+    if best is None or best == reference or min_gain == 0.0 or ref is None or not ref.ok or ref.size is None:
+        return best
+    return best if outcomes[best].size <= (1.0 - min_gain) * ref.size else reference
 
 
 MLGO_MAX_FILE = "profile_max.json"

@@ -33,6 +33,10 @@ PART_TITLES = {
     splits.TEST_UNSEEN_CODEBASES: "test: unseen codebases",
     splits.TEST_UNSEEN_FILES: "test: unseen files",
 }
+VALIDATION_KIND_TITLES = {
+    bc_max_lib.VALIDATION_UNSEEN_CODEBASES: "validation: unseen codebases",
+    bc_max_lib.VALIDATION_UNSEEN_FILES: "validation: unseen files",
+}
 
 
 def chosen_policy(root_dir: str) -> str | None:
@@ -76,6 +80,24 @@ def table(results: Sequence[bc_max_lib.IterationResult]) -> str:
     return "\n".join(lines)
 
 
+def validation_table(results: Sequence[bc_max_lib.IterationResult]) -> str:
+    """Validation in two per iteration: its whole codebases (never trained on) and its files of the training
+    codebases; empty when no iteration has them."""
+    if not any(r.validation_kinds for r in results):
+        return ""
+    width = 24
+    top = f"{'':>4}" + "".join(f"  {VALIDATION_KIND_TITLES[k]:^{width}}" for k in bc_max_lib.VALIDATION_KINDS)
+    header = f"{'iter':>4}" + f"  {'ratio':>7} {'oracle':>7} {'+/-':>8}" * len(bc_max_lib.VALIDATION_KINDS)
+    lines = [top.rstrip(), header, "-" * len(header)]
+    for r in results:
+        row = f"{r.iteration:>4}"
+        for k in bc_max_lib.VALIDATION_KINDS:
+            f = r.validation_kinds.get(k)
+            row += "  " + (f"{_fmt(f.ratio):>7} {_fmt(f.oracle_ratio):>7} {_counts(f):>8}" if f else f"{'—':>24}")
+        lines.append(row)
+    return "\n".join(lines)
+
+
 def codebase_table(result: bc_max_lib.IterationResult) -> str:
     """The test figures of one iteration by codebase (ratio and oracle over stock -Oz, smaller/larger modules)."""
     header = f"{'codebase':<24} {'test part':<15} {'lang':<4} {'modules':>7} {'ratio':>7} {'oracle':>7} {'+/-':>8}"
@@ -103,6 +125,8 @@ def summary_text(results: Sequence[bc_max_lib.IterationResult], module_splits: s
             f"{len(module_splits.test_unseen_files)} test on unseen files"
         )
     lines.append(table(results))
+    if kinds := validation_table(results):
+        lines += ["", "Validation by kind of module (the choice uses all of validation):", kinds]
     best = bc_max_lib.best_iteration(results)
     if best is not None and best.test_codebases:
         lines += ["", f"Test by codebase, iteration {best.iteration} (chosen on validation):", codebase_table(best)]
@@ -195,6 +219,16 @@ def write(
             "",
         ]
     lines += ["```", table(results), "```", ""]
+    if kinds := validation_table(results):
+        lines += [
+            "Validation by kind of module: its whole codebases, which train never saw (the question your own code",
+            "asks), and its sample of files from the training codebases (the choice uses all of validation):",
+            "",
+            "```",
+            kinds,
+            "```",
+            "",
+        ]
     if best is not None:
         lines += [
             f"Best iteration on validation: {best.iteration}, `{_short(best.policy, root_dir)}`.",

@@ -22,6 +22,7 @@ import gin
 import numpy as np
 from absl import logging
 
+from compiler_opt.rl import splits
 from compiler_opt.rl.imitation_learning import profiles
 
 # Learned policies appear in the profiles under their spec string `saved:PATH` (compiler_opt/rl/policies.py);
@@ -123,3 +124,33 @@ def compute_bucket_weights(
         policies=tuple(policies),
         bucket_regrets=tuple(regrets_per_round),
     )
+
+
+def codebase_balance_weights(module_profiles: Sequence[profiles.ModuleProfile], power: float) -> dict[str, float]:
+    """A factor per module that evens out the codebases' share of the training decisions.
+
+    A codebase's decisions D_c are the decisions (horizon) of its modules' recorded trajectories (`ModuleProfile`'s
+    `recorded`, or `best` in older profiles); the codebase of `a/b/c` is `a` (splits.codebase_of). Every module of
+    codebase c gets w_c = s * max(D_c, D / (10 C))**-power (D: all decisions, C: codebases), s chosen so that the mean
+    factor over all decisions is 1 (the loss keeps its scale). power 0: every factor is 1; power 1: every codebase
+    weighs the same in total, except that one with less than a tenth of an equal share weighs in proportion to its
+    decisions. Modules without a recorded trajectory get no factor (they have no record).
+    """
+    if power < 0:
+        raise ValueError(f"codebase balance power must be >= 0, got {power}")
+    horizons = {}
+    for p in module_profiles:
+        name = p.recorded or p.best
+        if p.record is not None and name is not None and name in p.results:
+            horizons[p.module] = p.results[name].horizon
+    by_codebase: dict[str, int] = {}
+    for module, horizon in horizons.items():
+        codebase = splits.codebase_of(module)
+        by_codebase[codebase] = by_codebase.get(codebase, 0) + horizon
+    total = sum(by_codebase.values())
+    # A codebase with almost no decisions counts as a tenth of an equal share, so a handful of decisions cannot carry
+    # a huge factor.
+    floor = total / (10.0 * len(by_codebase)) if by_codebase else 0.0
+    raw = {c: max(float(d), floor) ** -power if d > 0 else 0.0 for c, d in by_codebase.items()}
+    scale = total / sum(by_codebase[c] * raw[c] for c in by_codebase) if total else 1.0
+    return {module: raw[splits.codebase_of(module)] * scale for module in horizons}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
 
@@ -22,6 +22,7 @@ ACTION_KEY = "action"
 # The decision's list in MLGO's RL records and LLVM's training logs: the policy's output name.
 LOGGED_ACTION_KEY = "inlining_decision"
 LABEL_KEY = "label"
+MODULE_KEY = "module_name"
 REWARD_KEY = "reward"
 
 
@@ -56,6 +57,8 @@ class RecordLayout:
         return self.action_key if name == ACTION_KEY else name
 
     def dtype(self, name: str):
+        if name == MODULE_KEY:
+            return tf.string
         return tf.float32 if self.stored_name(name) in self.float_lists else tf.int64
 
 
@@ -186,8 +189,11 @@ def training_examples(
     cache: bool = False,
     normalize: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
     layout: RecordLayout | None = None,
+    module_weights: Mapping[str, float] | None = None,
 ) -> tf.data.Dataset:
-    """Batches (features {name: int64 [B]}, action int64 [B], weight float32 [B]), weight = bucket_weights[label].
+    """Batches (features {name: int64 [B]}, action int64 [B], weight float32 [B]), weight = bucket_weights[label]
+    (times module_weights[module] with `module_weights`: module name -> factor, read from each record's `module_name`
+    list; a record of a module not in it fails the pipeline).
     With `normalize`, the features become normalize(features) (the network's normalized input), computed in the
     pipeline's parallel map. When all bucket weights are equal the `label` feature list is not read. With `repeat`:
     shuffled (the same order in every run with the same seed: parallel maps keep their input order), forever, full
@@ -201,6 +207,17 @@ def training_examples(
     weights = [float(w) for w in bucket_weights]
     uniform = len(set(weights)) == 1
     table = tf.constant(weights, tf.float32)
+    by_module = None
+    if module_weights is not None:
+        if not module_weights:
+            raise TrajectoryError("module_weights is empty: give a weight for every module of the records")
+        by_module = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(list(module_weights), tf.string),
+                tf.constant([float(w) for w in module_weights.values()], tf.float32),
+            ),
+            default_value=-1.0,
+        )
 
     def to_example(steps):
         action = steps[ACTION_KEY]
@@ -219,6 +236,16 @@ def training_examples(
                 ]
             ):
                 weight = tf.gather(table, label)
+        if by_module is not None:
+            factor = by_module.lookup(steps[MODULE_KEY])
+            with tf.control_dependencies(
+                [
+                    tf.debugging.assert_non_negative(
+                        factor, message="a record's module has no weight in module_weights (collect and weight together)"
+                    )
+                ]
+            ):
+                weight = weight * factor
         # One [N, F] tensor rather than F vectors: per-decision work in unbatch/shuffle/batch grows with components.
         columns = [tf.cast(steps[name], tf.float32) if as_float else steps[name] for name in names]
         return tf.stack(columns, axis=1), tf.cast(action, tf.int64), weight
@@ -228,6 +255,8 @@ def training_examples(
         return (features if normalize is None else normalize(features)), action, weight
 
     lists = (*names, ACTION_KEY) if uniform else (*names, ACTION_KEY, LABEL_KEY)
+    if by_module is not None:
+        lists = (*lists, MODULE_KEY)
     dataset = decisions(
         files,
         lists,

@@ -59,6 +59,9 @@ class TrainerConfig:
     records_per_parse: trajectory records parsed per `parse_sequence_example` call. cache_decisions: parse the
     records once and keep their decisions in memory (8 bytes per feature per decision). summary_interval /
     checkpoint_interval: in steps. max_checkpoints: kept on disk. seed: initialization and shuffling.
+    codebase_balance: power p of the per-codebase factor D_c**-p on every decision's weight, D_c the codebase's
+    decisions in the records (training_weights.codebase_balance_weights; needs a profiles.jsonl); 0 leaves the
+    codebases' shares as the records have them.
     """
 
     batch_size: int = 256
@@ -78,6 +81,7 @@ class TrainerConfig:
     checkpoint_interval: int = 2000
     max_checkpoints: int = 3
     seed: int = 0
+    codebase_balance: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +234,26 @@ def build_network(
     )
 
 
+def load_module_weights(profiles_path: str | Sequence[str] | None, codebase_balance: float) -> dict[str, float] | None:
+    """Per-module weight factors balancing the codebases (None when codebase_balance is 0)."""
+    if not codebase_balance:
+        return None
+    if not profiles_path or not isinstance(profiles_path, str) or profiles_path.endswith(".json"):
+        raise ValueError(
+            f"weighted_bc.TrainerConfig.codebase_balance = {codebase_balance} needs this project's profiles.jsonl "
+            f"(got {profiles_path!r}): it counts each codebase's decisions there; set it to 0 otherwise"
+        )
+    weights = training_weights.codebase_balance_weights(profiles.read_jsonl(profiles_path), codebase_balance)
+    logging.info(
+        "Codebase balance %s: factors from %.3g to %.3g over %d modules",
+        codebase_balance,
+        min(weights.values(), default=1.0),
+        max(weights.values(), default=1.0),
+        len(weights),
+    )
+    return weights
+
+
 def load_bucket_weights(
     profiles_path: str | Sequence[str] | None,
     weighting: training_weights.WeightingConfig,
@@ -279,6 +303,7 @@ def train(
     logging.info("Training on %d trajectory files, %d features: %s", len(files), len(feature_names), feature_names)
     bucket_weights = load_bucket_weights(profiles_path, weighting, regret_policies)
     logging.info("Size-bucket weights %s", bucket_weights.weights)
+    module_weights = load_module_weights(profiles_path, config.codebase_balance)
 
     if len(set(bucket_weights.weights)) > 1 and trajectory_dataset.LABEL_KEY not in record_lists:
         raise trajectory_dataset.TrajectoryError(
@@ -306,6 +331,7 @@ def train(
             seed=member_config.seed,
             cache=config.cache_decisions,
             normalize=network.normalized,
+            module_weights=module_weights,
         )
         try:
             metrics = trainer.train(dataset, config.num_steps) or metrics
