@@ -18,7 +18,7 @@ import csv
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from compiler_opt.rl import atomic_file, splits
 from compiler_opt.rl.imitation_learning import bc_max_lib
@@ -64,20 +64,26 @@ def _counts(f: bc_max_lib.PartFigures) -> str:
     return f"{f.smaller}/{f.larger}" if f.evaluated else "—"
 
 
-def table(results: Sequence[bc_max_lib.IterationResult]) -> str:
-    """A fixed-width table: one row per iteration; per part its ratio, its oracle and the modules that got
-    smaller/larger than -Oz (all ratios are total size / stock -Oz)."""
+def _figures_table(results, titles: Mapping[str, str], figures_of) -> str:
+    """One row per iteration; per column key its ratio, oracle and smaller/larger modules (`figures_of(result, key)`:
+    PartFigures or None, shown as a dash)."""
     width = 24
-    top = f"{'':>4}" + "".join(f"  {PART_TITLES[p]:^{width}}" for p in splits.PARTS)
-    header = f"{'iter':>4}" + f"  {'ratio':>7} {'oracle':>7} {'+/-':>8}" * len(splits.PARTS)
+    top = f"{'':>4}" + "".join(f"  {title:^{width}}" for title in titles.values())
+    header = f"{'iter':>4}" + f"  {'ratio':>7} {'oracle':>7} {'+/-':>8}" * len(titles)
     lines = [top.rstrip(), header, "-" * len(header)]
     for r in results:
         row = f"{r.iteration:>4}"
-        for p in splits.PARTS:
-            f = r.parts[p]
-            row += f"  {_fmt(f.ratio):>7} {_fmt(f.oracle_ratio):>7} {_counts(f):>8}"
+        for key in titles:
+            f = figures_of(r, key)
+            row += "  " + (f"{_fmt(f.ratio):>7} {_fmt(f.oracle_ratio):>7} {_counts(f):>8}" if f else f"{'—':>24}")
         lines.append(row)
     return "\n".join(lines)
+
+
+def table(results: Sequence[bc_max_lib.IterationResult]) -> str:
+    """A fixed-width table: one row per iteration; per part its ratio, its oracle and the modules that got
+    smaller/larger than -Oz (all ratios are total size / stock -Oz)."""
+    return _figures_table(results, PART_TITLES, lambda r, part: r.parts[part])
 
 
 def validation_table(results: Sequence[bc_max_lib.IterationResult]) -> str:
@@ -85,17 +91,7 @@ def validation_table(results: Sequence[bc_max_lib.IterationResult]) -> str:
     codebases; empty when no iteration has them."""
     if not any(r.validation_kinds for r in results):
         return ""
-    width = 24
-    top = f"{'':>4}" + "".join(f"  {VALIDATION_KIND_TITLES[k]:^{width}}" for k in bc_max_lib.VALIDATION_KINDS)
-    header = f"{'iter':>4}" + f"  {'ratio':>7} {'oracle':>7} {'+/-':>8}" * len(bc_max_lib.VALIDATION_KINDS)
-    lines = [top.rstrip(), header, "-" * len(header)]
-    for r in results:
-        row = f"{r.iteration:>4}"
-        for k in bc_max_lib.VALIDATION_KINDS:
-            f = r.validation_kinds.get(k)
-            row += "  " + (f"{_fmt(f.ratio):>7} {_fmt(f.oracle_ratio):>7} {_counts(f):>8}" if f else f"{'—':>24}")
-        lines.append(row)
-    return "\n".join(lines)
+    return _figures_table(results, VALIDATION_KIND_TITLES, lambda r, kind: r.validation_kinds.get(kind))
 
 
 def codebase_table(result: bc_max_lib.IterationResult) -> str:
