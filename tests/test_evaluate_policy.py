@@ -68,3 +68,22 @@ def test_cli_writes_the_csv_and_summaries_of_a_split_part(default_corpus, tmp_pa
         by_codebase = json.load(f)
     assert sorted(by_codebase) == ["double_conversion", "lz4"]
     assert sum(s["oz_total"] for s in by_codebase.values()) == summary["oz_total"]
+
+
+def test_an_evaluation_csv_reads_back_with_failed_sizes_as_none(tmp_path):
+    evaluations = [
+        evaluate_policy_lib.ModuleEvaluation("a/x", 100, 90, 4, "ok"),
+        evaluate_policy_lib.ModuleEvaluation("a/y", 50, None, 0, "timeout", "killed"),
+    ]
+    prefix = str(tmp_path / "eval_validation")
+    evaluate_policy_lib.write(prefix, evaluations, evaluate_policy_lib.summarize("p", evaluations))
+    read = evaluate_policy_lib.read_csv(prefix + ".csv")
+    assert (read["a/x"].oz_size, read["a/x"].policy_size, read["a/x"].ok) == (100, 90, True)
+    assert (read["a/y"].oz_size, read["a/y"].policy_size, read["a/y"].status, read["a/y"].ok) == (50, None, "timeout", False)
+
+
+def test_a_csv_of_another_kind_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("name,size\nx,1\n")
+    with pytest.raises(ValueError, match="other.csv is not an evaluation CSV"):
+        evaluate_policy_lib.read_csv(str(path))
