@@ -114,9 +114,7 @@ def main(argv):
         best = 0
         for n, size in group_oz.items():
             sizes = [size] + [
-                evaluations[b][n].policy_size
-                for b in _BASELINES.value
-                if n in evaluations[b] and evaluations[b][n].ok
+                evaluations[b][n].policy_size for b in _BASELINES.value if n in evaluations[b] and evaluations[b][n].ok
             ]
             best += min(sizes)
         entry["oracle_of_baselines"] = best / sum(group_oz.values()) if group_oz else None

@@ -10,8 +10,9 @@ codebases per part); for each iteration, per part (train, validation, test_unsee
 policy's ratio (policy total / stock -Oz total) with its oracle (per-module best of that iteration's baselines and,
 on train, of the explorations around them, over the same -Oz total), geometric mean and smaller/larger counts, the
 same for validation's two kinds of modules (`validation_unseen_codebases`: its whole codebases, never trained on;
-`validation_unseen_files`: its files of the training codebases), and the test ratios per codebase; the iteration chosen on validation with its test ratios against the goal (test on
-unseen codebases <= 0.98, no test codebase > 1.01) and, per part, every initial baseline played alone
+`validation_unseen_files`: its files of the training codebases), and the test ratios per codebase; the iteration
+chosen on validation with its test ratios against the goal (test on unseen codebases <= 0.98, no test codebase >
+1.01) and, per part, every initial baseline played alone
 (`heuristic:threshold=N` over the same -Oz total; a failed compile counts at its -Oz size) with the best single one,
 the same per codebase beside the policy's ratio, and that iteration's figures per module-size bucket (by stock -Oz
 text bytes; large modules decide the totals).

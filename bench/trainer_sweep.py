@@ -31,8 +31,9 @@ modules smaller/larger; the oracle and each baseline alone on the same modules; 
 
 Prints JSON: per variant its bindings, train steps, training seconds, validation (and train) total ratio over stock
 -Oz with the modules smaller/larger than -Oz, the same for validation's whole codebases (`validation_unseen_codebases`,
-never trained on) and its files of the training codebases (`validation_unseen_files`); the train oracle of the iteration and, per part, each baseline's total
-ratio (the best single baseline is the lowest); the winner, its test ratios and its train ratio.
+never trained on) and its files of the training codebases (`validation_unseen_files`); the train oracle of the
+iteration and, per part, each baseline's total ratio (the best single baseline is the lowest); the winner, its test
+ratios and its train ratio.
 """
 
 import json

@@ -184,7 +184,9 @@ def _write_validation_files(it_dir):
     )
     outcome = profiles.PolicyOutcome(size=1, text_section_size=1, horizon=1, seconds=0.1, status="ok")
     rows = [
-        profiles.ModuleProfile(module=m, results={"heuristic": outcome}, best="heuristic", best_size=b, oz_size=oz, label=0)
+        profiles.ModuleProfile(
+            module=m, results={"heuristic": outcome}, best="heuristic", best_size=b, oz_size=oz, label=0
+        )
         for m, b, oz in (("a/z", 170, 200), ("d/r", 98, 100), ("d/s", 300, 300))
     ]
     baselines_dir = os.path.join(it_dir, bc_max_lib.EVAL_BASELINES_DIR)

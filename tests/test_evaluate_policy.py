@@ -79,7 +79,12 @@ def test_an_evaluation_csv_reads_back_with_failed_sizes_as_none(tmp_path):
     evaluate_policy_lib.write(prefix, evaluations, evaluate_policy_lib.summarize("p", evaluations))
     read = evaluate_policy_lib.read_csv(prefix + ".csv")
     assert (read["a/x"].oz_size, read["a/x"].policy_size, read["a/x"].ok) == (100, 90, True)
-    assert (read["a/y"].oz_size, read["a/y"].policy_size, read["a/y"].status, read["a/y"].ok) == (50, None, "timeout", False)
+    assert (read["a/y"].oz_size, read["a/y"].policy_size, read["a/y"].status, read["a/y"].ok) == (
+        50,
+        None,
+        "timeout",
+        False,
+    )
 
 
 def test_a_csv_of_another_kind_is_refused_naming_the_file(tmp_path):

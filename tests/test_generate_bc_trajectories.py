@@ -162,7 +162,9 @@ def test_with_a_minimum_gain_small_wins_record_the_heuristics_trajectory(small_m
         if profile.record is None:
             continue
         assert profile.recorded == "heuristic"
-        replay = policies.ReplayPolicy(tuple(int(a) for a in records[name]["action"][:, 0]), then=policies.HeuristicPolicy())
+        replay = policies.ReplayPolicy(
+            tuple(int(a) for a in records[name]["action"][:, 0]), then=policies.HeuristicPolicy()
+        )
         result = env.compile_module(modules[name], replay)
         assert result.text_size == profile.results["heuristic"].size, name
         assert (records[name]["reward"] == profile.results["heuristic"].size).all()

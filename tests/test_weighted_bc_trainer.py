@@ -422,7 +422,13 @@ class InputPipelineTest(GinTestCase):
     def test_a_record_of_a_module_without_a_weight_fails_with_a_clear_error(self):
         files = self._write([([1, 2], 0), ([3], 0)])
         dataset = trajectory_dataset.training_examples(
-            files, ["cost_estimate"], [1.0], batch_size=8, shuffle_buffer_size=1, repeat=False, module_weights={"m0": 1.0}
+            files,
+            ["cost_estimate"],
+            [1.0],
+            batch_size=8,
+            shuffle_buffer_size=1,
+            repeat=False,
+            module_weights={"m0": 1.0},
         )
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "no weight in module_weights"):
             list(dataset)
@@ -565,7 +571,12 @@ class TrainingWeightsTest(GinTestCase):
         def recorded(module, horizon):
             outcome = profiles.PolicyOutcome(size=10, text_section_size=10, horizon=horizon, seconds=0.1, status="ok")
             return profiles.ModuleProfile(
-                module=module, results={"heuristic": outcome}, best="heuristic", best_size=10, oz_size=10, label=0,
+                module=module,
+                results={"heuristic": outcome},
+                best="heuristic",
+                best_size=10,
+                oz_size=10,
+                label=0,
                 record=f"records/{module}.tfrecord",
             )
 

@@ -241,7 +241,8 @@ def training_examples(
             with tf.control_dependencies(
                 [
                     tf.debugging.assert_non_negative(
-                        factor, message="a record's module has no weight in module_weights (collect and weight together)"
+                        factor,
+                        message="a record's module has no weight in module_weights (collect and weight together)",
                     )
                 ]
             ):
