@@ -1,0 +1,151 @@
+r"""Does cloning on large modules help on large modules? A finished BC-MAX iteration retrained with the trajectories
+of some of the slow TUs that corpus v2 leaves out, judged on the slow TUs of the validation part.
+
+Usage:
+  nice -n 10 .venv/bin/python bench/large_training.py --run_dir=RUN --iteration=4 --data_path=CORPUS_V2 \
+      --gin_files=gin_configs/bc_max_full.gin --gin_files=gin_configs/splits_v2.gin \
+      [--codebases=duckdb,llama,sentencepiece] [--tus_per_codebase=60] [--max_large_train=25] [--seeds=0,1,2] \
+      [--max_compile_seconds=120] [--num_workers=2]
+
+Input: a finished iteration of a BC-MAX run on corpus v2 (RUN/iteration_T: trajectories/, iteration.json; RUN/vocab;
+RUN/compile_cache) and that run's corpus and gin files. The codebases of --codebases are built again without the
+pinned slow list (corpus_v2_lib.build_corpus_v2 with `slow_list=None`; at most --tus_per_codebase TUs each, in the
+corpus's own sampling order; its own cache entry). Of the TUs the slow list leaves out of corpus v2, those the split
+(the gin files' splits.SplitPolicy, a function of the module name) puts in train are the large train modules (at most
+--max_large_train, by the split's name hash), those it puts in validation the large validation modules; test modules
+are not touched. The large train modules are collected like the iteration's own train modules (its baselines, its
+exploration: the newest learned policy among them, 2 steps) into RUN/large_training_T/trajectories; then for every
+seed two policies are trained with the iteration's trainer settings and vocab: `base` on the iteration's records
+alone and `with_large` on those plus the large ones; each is evaluated on the whole validation part of the corpus
+and on the large validation modules. Compiles are cached in RUN/compile_cache; a rerun resumes.
+
+Prints JSON: the module counts, and per seed and policy the total text size over stock -Oz (modules smaller/larger)
+on validation, on its unseen codebases and unseen files, and on the large validation modules; the same for each
+threshold baseline alone on the large validation modules.
+"""
+
+import json
+import os
+
+import gin
+from absl import app, flags
+
+from compiler_opt import gin_setup
+from compiler_opt.distributed import executors
+from compiler_opt.rl import corpus, corpus_v2_lib, corpus_v2_recipes, evaluate_policy_lib, module_selection, policies
+from compiler_opt.rl import splits as splits_lib
+from compiler_opt.rl.imitation_learning import bc_max_lib, weighted_bc_trainer_lib
+from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
+
+_RUN_DIR = flags.DEFINE_string("run_dir", None, "A finished BC-MAX run on corpus v2.", required=True)
+_ITERATION = flags.DEFINE_integer("iteration", 4, "The finished iteration to retrain.")
+_DATA_PATH = flags.DEFINE_string("data_path", None, "The run's corpus (corpus v2).", required=True)
+_GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "The run's gin files (recipe and split).")
+_CODEBASES = flags.DEFINE_list("codebases", ["duckdb", "llama", "sentencepiece"], "Codebases built without the limit.")
+_TUS_PER_CODEBASE = flags.DEFINE_integer("tus_per_codebase", 60, "TUs built per codebase (0: all).")
+_MAX_LARGE_TRAIN = flags.DEFINE_integer("max_large_train", 25, "Large train modules collected.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Trainer seeds.")
+_MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
+_EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
+
+
+def _ratio(evaluations, modules) -> dict:
+    names = {m.name for m in modules}
+    summary = evaluate_policy_lib.summarize("", [e for e in evaluations if e.module in names])
+    return {"ratio": summary.total_ratio, "smaller": summary.smaller, "larger": summary.larger}
+
+
+def large_modules(codebases, corpus_names) -> tuple[list, list]:
+    """(large train modules, large validation modules): the slow-listed TUs of `codebases` that a build without the
+    limit kept, by the gin split of their names beside corpus v2's (`corpus_names`)."""
+    pinned = corpus_v2_lib.read_slow_list(corpus_v2_lib.SLOW_LIST_FILE)
+    recipes = {c.name: c for c in corpus_v2_recipes.CODEBASES}
+    slow = set()
+    for name in codebases:
+        slow |= set(corpus_v2_lib.module_names(recipes[name], pinned.codebases.get(name, ())).values())
+    corpus_dir, _ = corpus_v2_lib.build_corpus_v2(
+        selection=corpus_v2_lib.Selection(codebases=tuple(codebases), max_modules=_TUS_PER_CODEBASE.value),
+        slow_list=None,
+        max_compile_seconds=_MAX_COMPILE_SECONDS.value,
+    )
+    built = [m for m in corpus.Corpus.load(corpus_dir).modules if m.name in slow]
+    # The split of the large modules is the one corpus v2's own modules get: by codebase, then by name hash.
+    parts = splits_lib.assign([*corpus_names, *(m.name for m in built)])
+    train = sorted((m for m in built if parts[m.name] == splits_lib.TRAIN), key=lambda m: splits_lib.score(m.name))
+    validation = [m for m in built if parts[m.name] == splits_lib.VALIDATION]
+    return train[: _MAX_LARGE_TRAIN.value], validation
+
+
+def main(argv):
+    del argv
+    gin_setup.parse(_GIN_FILES.value, [])
+    data = module_selection.load_splits(_DATA_PATH.value)
+    run_dir = os.path.abspath(_RUN_DIR.value)
+    it_dir = bc_max_lib.iteration_dir(run_dir, _ITERATION.value)
+    iteration = bc_max_lib.IterationResult.read(os.path.join(it_dir, bc_max_lib.ITERATION_FILE))
+    traj_dir = os.path.join(it_dir, "trajectories")
+    cache_dir = os.path.join(run_dir, "compile_cache")
+    work = os.path.join(run_dir, f"large_training_{_ITERATION.value}")
+    large_train, large_validation = large_modules(_CODEBASES.value, [m.name for _, ms in data.items() for m in ms])
+    learned = [b for b in iteration.baselines if b.startswith("saved:")]
+    out = {
+        "benchmark": "large_training",
+        "run_dir": run_dir,
+        "iteration": _ITERATION.value,
+        "large_train": [m.name for m in large_train],
+        "large_validation": [m.name for m in large_validation],
+        "validation_modules": len(data.validation),
+        "players": {},
+    }
+    with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
+        large_dir = os.path.join(work, "trajectories")
+        collection.collect(
+            large_train,
+            policies.parse_all(iteration.baselines),
+            large_dir,
+            executor,
+            exploration_policy=learned[-1] if learned else "heuristic_margin",
+            max_exploration_steps=2,
+            cache_dir=cache_dir,
+        )
+        records = {
+            "base": [os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")],
+            "with_large": [
+                os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord"),
+                os.path.join(large_dir, collection.RECORDS_DIR, "*.tfrecord"),
+            ],
+        }
+        kinds = bc_max_lib.validation_kind_modules(data)
+        for seed in _SEEDS.value:
+            for name, files in records.items():
+                gin.clear_config()
+                gin_setup.parse(_GIN_FILES.value, [f"weighted_bc.TrainerConfig.seed={seed}"], log=False)
+                # Size-bucket weights from the iteration's profiles (the large modules' sizes fall in its top bucket).
+                training = weighted_bc_trainer_lib.train(
+                    files,
+                    os.path.join(run_dir, "vocab"),
+                    os.path.join(work, f"seed{seed}", name),
+                    profiles_path=os.path.join(traj_dir, collection.PROFILES_FILE),
+                )
+                policy = policies.parse("saved:" + training.saved_policy_dir)
+                evaluations, _ = evaluate_policy_lib.evaluate(
+                    [*data.validation, *large_validation], policy, executor, cache_dir=cache_dir, progress=False
+                )
+                key = f"seed{seed}/{name}"
+                out["players"][key] = {
+                    "validation": _ratio(evaluations, data.validation),
+                    **{f"validation_{k}": _ratio(evaluations, m) for k, m in kinds.items()},
+                    "large_validation": _ratio(evaluations, large_validation),
+                }
+                print(json.dumps({key: out["players"][key]}), flush=True)
+        for baseline in iteration.baselines:
+            if baseline.startswith("heuristic:"):
+                evaluations, _ = evaluate_policy_lib.evaluate(
+                    large_validation, policies.parse(baseline), executor, cache_dir=cache_dir, progress=False
+                )
+                out["players"][baseline] = {"large_validation": _ratio(evaluations, large_validation)}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
