@@ -39,7 +39,7 @@ def _stock_text_size(module, tmp_path):
 
 
 def _children_of_this_process():
-    """Compiler processes (clang or its setpriv launcher) whose parent is this test process; children that other
+    """Compiler processes (clang or its setpriv and sh launchers) whose parent is this test process; children that other
     tests of the session left (e.g. helper servers) are not the compile's."""
     me = str(os.getpid())
     result = []
@@ -55,7 +55,7 @@ def _children_of_this_process():
                     comm = f.read().strip()
             except OSError:
                 continue
-            if comm.startswith(("clang", "setpriv")):
+            if comm.startswith(("clang", "setpriv", "sh")):
                 result.append((int(pid), fields[0]))
     return result
 
@@ -219,3 +219,19 @@ def test_an_error_within_the_limit_is_kept_whole():
         env.clip_error("clang exited with signal SIGKILL\nKilled", limit=500)
         == "clang exited with signal SIGKILL\nKilled"
     )
+
+
+def test_a_compiler_whose_host_is_gone_before_the_death_signal_never_starts():
+    """The launcher execs the compiler only while its parent is still the host that started it: a compiler orphaned
+    before the death signal was set would run on (an interactive one would block forever opening its channel)."""
+    ran = subprocess.run(
+        [*env._die_with_host(), "sh", "-c", "echo compiled"], capture_output=True, text=True, check=False
+    )
+    assert (ran.returncode, ran.stdout) == (0, "compiled\n")
+    gone = subprocess.run(
+        [*env._die_with_host(host_pid=os.getpid() + 1_000_000), "sh", "-c", "echo compiled"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (gone.returncode, gone.stdout) == (env.HOST_GONE_EXIT, "")

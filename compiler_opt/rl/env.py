@@ -42,28 +42,49 @@ _POLL_SLICE_S = 0.05
 _TMP_PREFIX = "bcmax-compile-"
 
 
+# Exit status of a compiler command whose host was gone before the death signal was set (nobody reads it).
+HOST_GONE_EXIT = 125
+# Run by sh between setpriv and the compiler: $1 is the host's pid, the rest the compiler's command.
+_HOST_CHECK = 'if [ "$PPID" != "$1" ]; then exit %d; fi; shift; exec "$@"' % HOST_GONE_EXIT
+
+
 @functools.cache
-def _die_with_host() -> tuple[str, ...]:
-    """The command prefix that makes a compiler die with the process that started it: util-linux's
-    `setpriv --pdeathsig KILL --` sets PR_SET_PDEATHSIG and then execs the compiler (same pid, same process group).
+def _setpriv_and_sh() -> tuple[str, str] | None:
+    setpriv = shutil.which("setpriv") or shutil.which("setpriv", path=os.defpath)
+    sh = shutil.which("sh", path=os.defpath) or shutil.which("sh")
+    if setpriv is None or sh is None:
+        logging.warning(
+            "setpriv (Debian package util-linux) or sh was not found: a compiler will outlive this process if it is "
+            "killed"
+        )
+        return None
+    return setpriv, sh
+
+
+def _die_with_host(host_pid: int | None = None) -> tuple[str, ...]:
+    """The command prefix that makes a compiler die with the process that started it (`host_pid`, default this one):
+    util-linux's `setpriv --pdeathsig KILL --` sets PR_SET_PDEATHSIG and execs sh, which execs the compiler only if
+    its parent is still the host (same pid, same process group throughout).
+
+    The parent check closes the race of a host that dies after fork() and before setpriv has set the signal: such a
+    compiler would be orphaned with no death signal, and an interactive one blocks forever opening its channel (a FIFO
+    whose other end nobody will open). sh runs after the signal is set: if the host dies later the kernel kills the
+    compiler; if it died before, sh's parent is no longer the host and it exits with HOST_GONE_EXIT.
 
     Why not `preexec_fn` (ctypes `prctl` in the forked child): Python runs it between fork and exec, which can deadlock
     in a process with threads (ours have executor, TF and Ray threads; Python warns about it), and it forces a full
     fork() of a large process. Why not only `start_new_session` plus a kill in `finally`: a host killed with SIGKILL
     runs no cleanup. The death signal follows the thread that started the compiler; `compile_*` waits for the
-    compiler on that thread, so it is alive as long as the compile is. A host that dies before setpriv has set the
-    signal (a few ms) leaves a compiler that still ends: an interactive one reads EOF from its channel, a plain one
-    finishes its module.
+    compiler on that thread, so it is alive as long as the compile is.
 
-    setpriv is looked up on PATH, then on the system's default path (tests and users narrow PATH to the LLVM tools).
+    setpriv and sh are looked up on the system's default path first (tests and users narrow PATH to the LLVM tools).
     """
-    setpriv = shutil.which("setpriv") or shutil.which("setpriv", path=os.defpath)
-    if setpriv is None:
-        logging.warning(
-            "setpriv (Debian package util-linux) was not found: a compiler will outlive this process if it is killed"
-        )
+    tools = _setpriv_and_sh()
+    if tools is None:
         return ()
-    return (setpriv, "--pdeathsig", "KILL", "--")
+    setpriv, sh = tools
+    host = os.getpid() if host_pid is None else host_pid
+    return (setpriv, "--pdeathsig", "KILL", "--", sh, "-c", _HOST_CHECK, "bcmax-compile", str(host))
 
 
 def _make_tmpdir(tmp_root: str | None) -> str:
