@@ -213,4 +213,5 @@ def test_a_finished_iteration_without_validation_kinds_gets_them_from_its_files_
     )
     assert result.validation_kinds[bc_max_lib.VALIDATION_UNSEEN_CODEBASES].ratio == pytest.approx(1.01)
     text = report.summary_text([result], _SPLITS_WITH_WHOLE_VALIDATION_CODEBASE)
-    assert "validation: unseen codebases" in text and "1.0100" in text and "0.9950" in text
+    assert "Validation by kind of module" in text and "unseen codebases" in text
+    assert "1.0100" in text and "0.9950" in text

@@ -33,9 +33,10 @@ PART_TITLES = {
     splits.TEST_UNSEEN_CODEBASES: "test: unseen codebases",
     splits.TEST_UNSEEN_FILES: "test: unseen files",
 }
+# Column titles of validation_table (shown under a heading that says they are validation's).
 VALIDATION_KIND_TITLES = {
-    bc_max_lib.VALIDATION_UNSEEN_CODEBASES: "validation: unseen codebases",
-    bc_max_lib.VALIDATION_UNSEEN_FILES: "validation: unseen files",
+    bc_max_lib.VALIDATION_UNSEEN_CODEBASES: "unseen codebases",
+    bc_max_lib.VALIDATION_UNSEEN_FILES: "unseen files",
 }
 
 
