@@ -47,12 +47,7 @@ _MAX_LARGE_TRAIN = flags.DEFINE_integer("max_large_train", 25, "Large train modu
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Trainer seeds.")
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
-
-
-def _ratio(evaluations, modules) -> dict:
-    names = {m.name for m in modules}
-    summary = evaluate_policy_lib.summarize("", [e for e in evaluations if e.module in names])
-    return {"ratio": summary.total_ratio, "smaller": summary.smaller, "larger": summary.larger}
+_ratio = evaluate_policy_lib.ratio_of
 
 
 def large_modules(codebases, corpus_names) -> tuple[list, list]:

@@ -64,6 +64,7 @@ _CODEBASE_FOLDS = flags.DEFINE_integer(
     "codebase_folds", 0, "K >= 2: judge the variants by leave-codebase-out cross-validation over the train part."
 )
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
+_ratio = evaluate_policy_lib.ratio_of
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -91,12 +92,6 @@ def best_single_baselines(profiles_paths, module_names) -> dict[str, float]:
         if all(s is not None for s in sizes):
             totals[name] = sum(sizes) / oz
     return totals
-
-
-def _ratio(evaluations, modules) -> dict:
-    names = {m.name for m in modules}
-    summary = evaluate_policy_lib.summarize("", [e for e in evaluations if e.module in names])
-    return {"ratio": summary.total_ratio, "smaller": summary.smaller, "larger": summary.larger}
 
 
 def codebase_folds(codebases, languages, folds: int) -> list[list[str]]:

@@ -205,6 +205,14 @@ def test_validation_is_also_reported_for_its_unseen_codebases_and_its_unseen_fil
     assert bc_max_lib.validation_kinds(_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, str(tmp_path / "none")) == {}
 
 
+def test_a_damaged_validation_csv_costs_only_the_kinds_figures(tmp_path, caplog):
+    _write_validation_files(str(tmp_path))
+    path = tmp_path / f"eval_{splits.VALIDATION}.csv"
+    path.write_text(path.read_text().replace("180", "18O"))
+    assert bc_max_lib.validation_kinds(_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, str(tmp_path)) == {}
+    assert "validation by kind is left out" in caplog.text and str(path) in caplog.text
+
+
 def test_a_finished_iteration_without_validation_kinds_gets_them_from_its_files_on_resume(tmp_path):
     path = _finished_run(tmp_path, ("heuristic",))
     _write_validation_files(os.path.dirname(path))

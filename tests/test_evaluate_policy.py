@@ -92,3 +92,10 @@ def test_a_csv_of_another_kind_is_refused_naming_the_file(tmp_path):
     path.write_text("name,size\nx,1\n")
     with pytest.raises(ValueError, match="other.csv is not an evaluation CSV"):
         evaluate_policy_lib.read_csv(str(path))
+
+
+def test_a_damaged_row_is_refused_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "eval_validation.csv"
+    path.write_text("module,oz_size,policy_size,delta,ratio,status\na/x,100,90,-10,0.9,ok\na/y,1O0,,,,ok\n")
+    with pytest.raises(ValueError, match="eval_validation.csv:3: not a row of sizes"):
+        evaluate_policy_lib.read_csv(str(path))

@@ -50,6 +50,7 @@ _HOST_CHECK = 'if [ "$PPID" != "$1" ]; then exit %d; fi; shift; exec "$@"' % HOS
 
 @functools.cache
 def _setpriv_and_sh() -> tuple[str, str] | None:
+    """(setpriv, sh) paths for `_die_with_host`, or None (with a warning) when either is missing."""
     setpriv = shutil.which("setpriv") or shutil.which("setpriv", path=os.defpath)
     sh = shutil.which("sh", path=os.defpath) or shutil.which("sh")
     if setpriv is None or sh is None:
@@ -77,7 +78,8 @@ def _die_with_host(host_pid: int | None = None) -> tuple[str, ...]:
     runs no cleanup. The death signal follows the thread that started the compiler; `compile_*` waits for the
     compiler on that thread, so it is alive as long as the compile is.
 
-    setpriv and sh are looked up on the system's default path first (tests and users narrow PATH to the LLVM tools).
+    setpriv is looked up on PATH, then on the system's default path; sh on the default path first (tests and users
+    narrow PATH to the LLVM tools).
     """
     tools = _setpriv_and_sh()
     if tools is None:

@@ -144,6 +144,14 @@ def evaluate(
     return evaluations, summarize(policy.name, evaluations)
 
 
+def ratio_of(evaluations: Sequence[ModuleEvaluation], modules: Sequence) -> dict:
+    """{"ratio": total size over stock -Oz's, "smaller", "larger": modules} of the evaluations of `modules` (objects
+    with `.name`), as the benches report a set of modules."""
+    names = {m.name for m in modules}
+    summary = summarize("", [e for e in evaluations if e.module in names])
+    return {"ratio": summary.total_ratio, "smaller": summary.smaller, "larger": summary.larger}
+
+
 def read_csv(path: str) -> dict[str, ModuleEvaluation]:
     """Module name -> ModuleEvaluation from a `P.csv` that `write` wrote (sizes None where a compile failed; the
     file keeps no horizon or error, so those are 0 and "")."""
@@ -155,16 +163,19 @@ def read_csv(path: str) -> dict[str, ModuleEvaluation]:
         rows = list(csv.DictReader(f))
     if rows and not {"module", "oz_size", "policy_size", "status"} <= set(rows[0]):
         raise ValueError(f"{path} is not an evaluation CSV (columns {sorted(rows[0])}); rerun evaluate_policy")
-    return {
-        r["module"]: ModuleEvaluation(
-            module=r["module"],
-            oz_size=size(r["oz_size"]),
-            policy_size=size(r["policy_size"]),
-            horizon=0,
-            status=r["status"],
-        )
-        for r in rows
-    }
+    result = {}
+    for line, r in enumerate(rows, 2):
+        try:
+            result[r["module"]] = ModuleEvaluation(
+                module=r["module"],
+                oz_size=size(r["oz_size"]),
+                policy_size=size(r["policy_size"]),
+                horizon=0,
+                status=r["status"],
+            )
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}:{line}: not a row of sizes ({e}); rerun evaluate_policy") from None
+    return result
 
 
 def write(prefix: str, evaluations: Sequence[ModuleEvaluation], summary: EvaluationSummary) -> None:

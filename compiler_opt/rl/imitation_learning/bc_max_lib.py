@@ -341,7 +341,12 @@ def validation_kinds(module_splits: splits.ModuleSplits, it_dir: str) -> dict[st
     path = os.path.join(it_dir, f"eval_{splits.VALIDATION}.csv")
     if not module_splits.validation or not os.path.exists(path):
         return {}
-    evaluations = evaluate_policy_lib.read_csv(path)
+    try:
+        evaluations = evaluate_policy_lib.read_csv(path)
+    except (ValueError, KeyError, OSError) as e:
+        # Supplementary figures: a damaged file costs them, not the run (the iteration's own figures are kept).
+        logging.warning("%s: cannot read it (%s); validation by kind is left out for this iteration", path, e)
+        return {}
     oracle_sizes = _oracle_sizes(os.path.join(it_dir, EVAL_BASELINES_DIR, collection.PROFILES_FILE))
     return {
         kind: part_figures(modules, evaluations, oracle_sizes)
