@@ -4,6 +4,10 @@ Usage:
   nice -n 10 .venv/bin/python bench/large_modules.py [--codebases=xgboost,lightgbm,capstone] \
       [--policy=saved:models/inliner_size] [--baselines=heuristic:threshold=25 ...] [--max_compile_seconds=120] \
       [--root_dir=/tmp/bcmax_large_modules] [--num_workers=2]
+  # The large modules of one part of the split (e.g. validation, to choose by), several policies:
+  nice -n 10 .venv/bin/python bench/large_modules.py --part=validation --data_path=CORPUS_V2 \
+      --gin_files=gin_configs/splits_v2.gin --codebases=duckdb,sentencepiece,... \
+      --policy=it1=saved:RUN/iteration_1/model/saved_policy --policy=it2=saved:RUN/iteration_2/model/saved_policy
 
 Corpus v2 leaves out every TU whose stock -Oz compile took more than 3 s of CPU (the pinned list
 compiler_opt/rl/corpus_v2_slow.json), and those are mostly the largest, template-heavy C++ modules, which decide a
@@ -12,7 +16,10 @@ its compile takes more than --max_compile_seconds of CPU; a separate entry of th
 compiles nothing), keeps the modules the pinned list left out, and plays on each: stock clang-22 -Oz, the policy
 (a spec of compiler_opt/rl/policies.py; the shipped model by default) and every baseline alone. Compiles are
 cached under --root_dir (resumable). The default codebases are the unseen test codebases of gin_configs/splits_v2.gin
-that have slow TUs (libuv has none): no policy trained on them, and nothing is chosen by this figure.
+that have slow TUs (libuv has none): no policy trained on them, and nothing is chosen by this figure. Only the slow
+TUs are compiled (a selection by module name). With --part, only the slow TUs that the split of --gin_files (a
+function of the module name, as for corpus v2's own modules, whose names come from --data_path) puts in that part are
+played. --policy may be given several times, each `LABEL=SPEC` or a SPEC (label "policy").
 
 Prints JSON: the modules (count and stock -Oz text bytes per codebase), and per codebase and over all of them each
 player's total text size over stock -Oz's (a failed compile counts at its -Oz size) with its modules smaller/larger
@@ -25,11 +32,19 @@ import tempfile
 
 from absl import app, flags
 
+from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.rl import corpus, corpus_v2_lib, corpus_v2_recipes, evaluate_policy_lib, policies, splits
 
 _CODEBASES = flags.DEFINE_list("codebases", ["xgboost", "lightgbm", "capstone"], "Codebases whose slow TUs to play.")
-_POLICY = flags.DEFINE_string("policy", "saved:models/inliner_size", "The policy spec (compiler_opt/rl/policies.py).")
+_POLICY = flags.DEFINE_multi_string(
+    "policy", ["saved:models/inliner_size"], "LABEL=SPEC or SPEC: a policy spec (compiler_opt/rl/policies.py)."
+)
+_PART = flags.DEFINE_enum(
+    "part", None, [splits.TRAIN, splits.VALIDATION, *splits.TEST_PARTS], "Only the slow TUs of this part of the split."
+)
+_DATA_PATH = flags.DEFINE_string("data_path", None, "Corpus v2 (with --part: the names the split is drawn over).")
+_GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "With --part: gin files of the split (splits.SplitPolicy).")
 _BASELINES = flags.DEFINE_multi_string(
     "baselines",
     ["heuristic:threshold=10", "heuristic:threshold=25", "heuristic:threshold=40", "heuristic:threshold=100"],
@@ -53,6 +68,27 @@ def slow_module_names(codebases) -> set[str]:
     return names
 
 
+def in_part(names, part: str, data_path: str) -> set[str]:
+    """The names among `names` that the gin-configured split, drawn over corpus v2's names and these, puts in
+    `part`."""
+    corpus_names = corpus.Corpus.load(data_path).names
+    parts = splits.assign([*corpus_names, *sorted(set(names) - set(corpus_names))])
+    return {n for n in names if parts[n] == part}
+
+
+def parse_players(specs) -> dict:
+    """{label: policy} of `LABEL=SPEC` or `SPEC` (label "policy") flags."""
+    players = {}
+    for spec in specs:
+        label, sep, rest = spec.partition("=")
+        if not sep or ":" in label:
+            label, rest = "policy", spec
+        if label in players:
+            raise app.UsageError(f"--policy: label {label!r} given twice")
+        players[label] = policies.parse(rest)
+    return players
+
+
 def _totals(evaluations, oz_sizes) -> dict:
     """Total over stock -Oz (a failed compile counts at -Oz's size), modules smaller/larger, failures."""
     total = sum(oz_sizes.values())
@@ -71,15 +107,21 @@ def _totals(evaluations, oz_sizes) -> dict:
 def main(argv):
     del argv
     wanted = slow_module_names(_CODEBASES.value)
+    if _PART.value:
+        if not _DATA_PATH.value:
+            raise app.UsageError("--part needs --data_path (corpus v2) and the split's --gin_files")
+        gin_setup.parse(_GIN_FILES.value, [])
+        wanted = in_part(wanted, _PART.value, _DATA_PATH.value)
     corpus_dir, stats = corpus_v2_lib.build_corpus_v2(
-        selection=corpus_v2_lib.Selection(codebases=tuple(_CODEBASES.value)),
+        selection=corpus_v2_lib.Selection(codebases=tuple(_CODEBASES.value), modules=tuple(sorted(wanted))),
         slow_list=None,
         max_compile_seconds=_MAX_COMPILE_SECONDS.value,
     )
     modules = [m for m in corpus.Corpus.load(corpus_dir).modules if m.name in wanted]
     root_dir = os.path.abspath(_ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_large_modules_"))
     cache_dir = os.path.join(root_dir, "compile_cache")
-    players = {"policy": policies.parse(_POLICY.value), **{b: policies.parse(b) for b in _BASELINES.value}}
+    learned = parse_players(_POLICY.value)
+    players = {**learned, **{b: policies.parse(b) for b in _BASELINES.value}}
     evaluations = {}
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         for key, policy in players.items():
@@ -98,7 +140,8 @@ def main(argv):
         "benchmark": "large_modules",
         "corpus_dir": corpus_dir,
         "build": {"compiled": stats.compiled, "wall_seconds": stats.wall_seconds},
-        "policy": players["policy"].name,
+        "part": _PART.value or "all",
+        "policies": {label: p.name for label, p in learned.items()},
         "slow_tus_left_out_of_corpus_v2": len(wanted),
         "built": len(modules),
         "groups": {},

@@ -42,8 +42,10 @@ _ITERATION = flags.DEFINE_integer("iteration", 4, "The finished iteration to ret
 _DATA_PATH = flags.DEFINE_string("data_path", None, "The run's corpus (corpus v2).", required=True)
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "The run's gin files (recipe and split).")
 _CODEBASES = flags.DEFINE_list("codebases", ["duckdb", "llama", "sentencepiece"], "Codebases built without the limit.")
-_TUS_PER_CODEBASE = flags.DEFINE_integer("tus_per_codebase", 60, "TUs built per codebase (0: all).")
-_MAX_LARGE_TRAIN = flags.DEFINE_integer("max_large_train", 25, "Large train modules collected.")
+_TUS_PER_CODEBASE = flags.DEFINE_integer(
+    "tus_per_codebase", 60, "TUs built per codebase, in the corpus's sampling order (0: every slow TU, only those)."
+)
+_MAX_LARGE_TRAIN = flags.DEFINE_integer("max_large_train", 25, "Large train modules collected (0: all).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Trainer seeds.")
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
@@ -58,8 +60,12 @@ def large_modules(codebases, corpus_names) -> tuple[list, list]:
     slow = set()
     for name in codebases:
         slow |= set(corpus_v2_lib.module_names(recipes[name], pinned.codebases.get(name, ())).values())
+    # --tus_per_codebase=0: every slow TU of the codebases, and only those (a selection by module name).
+    sample = _TUS_PER_CODEBASE.value
     corpus_dir, _ = corpus_v2_lib.build_corpus_v2(
-        selection=corpus_v2_lib.Selection(codebases=tuple(codebases), max_modules=_TUS_PER_CODEBASE.value),
+        selection=corpus_v2_lib.Selection(
+            codebases=tuple(codebases), max_modules=sample, modules=() if sample else tuple(sorted(slow))
+        ),
         slow_list=None,
         max_compile_seconds=_MAX_COMPILE_SECONDS.value,
     )
@@ -68,7 +74,7 @@ def large_modules(codebases, corpus_names) -> tuple[list, list]:
     parts = splits_lib.assign([*corpus_names, *(m.name for m in built)])
     train = sorted((m for m in built if parts[m.name] == splits_lib.TRAIN), key=lambda m: splits_lib.score(m.name))
     validation = [m for m in built if parts[m.name] == splits_lib.VALIDATION]
-    return train[: _MAX_LARGE_TRAIN.value], validation
+    return train[: _MAX_LARGE_TRAIN.value or None], validation
 
 
 def main(argv):

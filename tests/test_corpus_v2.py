@@ -115,6 +115,28 @@ def _results(cache, codebase):
 
 
 @pytest.mark.integration
+def test_a_selection_by_module_names_compiles_only_those_tus(tmp_path):
+    cache = tmp_path / "cache"
+    codebases = (_five_functions(tmp_path),)
+    named = ("five/src/f1", "five/src/f4", "five/src/nonexistent")
+    selection = corpus_v2_lib.Selection(codebases=("five",), modules=named)
+    path, stats = corpus_v2_lib.build_corpus_v2(
+        str(cache), jobs=1, selection=selection, codebases=codebases, progress=False
+    )
+    assert stats.compiled == 2
+    assert sorted(r["name"] for r in _results(cache, "five")) == ["five/src/f1", "five/src/f4"]
+    assert corpus.Corpus.load(path).names == ("five/src/f1", "five/src/f4")
+    (record,) = v1.read_manifest(path).codebases
+    assert record.module_count == 2
+    assert [(x.count, x.reason) for x in record.left_out] == [(3, "not among the modules the selection names")]
+    # The rest of the codebase is built on request later, beside the named TUs already in the cache.
+    whole, stats = corpus_v2_lib.build_corpus_v2(
+        str(cache), jobs=1, selection=corpus_v2_lib.Selection(("five",)), codebases=codebases, progress=False
+    )
+    assert stats.compiled == 3 and len(corpus.Corpus.load(whole).names) == 5
+
+
+@pytest.mark.integration
 def test_a_subset_builds_only_its_codebases_and_sample_and_a_rerun_only_reads_the_cache(tmp_path):
     cache = tmp_path / "cache"
     codebases = (_five_functions(tmp_path), _unfetchable(tmp_path))

@@ -165,11 +165,13 @@ class TuResult:
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """Which modules a v2 corpus holds: codebases (empty: all), at most `max_modules` each (0: all)."""
+    """Which modules a v2 corpus holds: codebases (empty: all), at most `max_modules` each (0: all), and only the
+    modules named in `modules` (`CODEBASE/PATH` names; empty: no restriction by name)."""
 
     codebases: tuple[str, ...] = ()
     max_modules: int = 0
     seed: int = 0
+    modules: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,15 +362,20 @@ class _CodebaseBuild:
         base = os.path.join(self.modules_dir, *name.split("/")[1:])
         return base + ".bc", base + ".cmd"
 
-    def ranking(self, seed: int) -> list[str]:
-        return sorted(self.tus, key=lambda s: hashlib.sha256(f"{seed}:{self.names[s]}".encode()).digest())
+    def ranking(self, selection: Selection) -> list[str]:
+        """The TUs `selection` may take (by name, if it names modules), in its sampling order."""
+        tus = self.tus
+        if selection.modules:
+            wanted = frozenset(selection.modules)
+            tus = [s for s in tus if self.names[s] in wanted]
+        return sorted(tus, key=lambda s: hashlib.sha256(f"{selection.seed}:{self.names[s]}".encode()).digest())
 
     def to_compile(self, selection: Selection) -> list[str]:
         """TUs without a result among the first ones in ranking order that could fill the selection."""
         if not selection.max_modules:
-            return [s for s in self.tus if s not in self.results]
+            return [s for s in self.ranking(selection) if s not in self.results]
         todo, ok = [], 0
-        for source in self.ranking(selection.seed):
+        for source in self.ranking(selection):
             if ok + len(todo) >= selection.max_modules:
                 break
             result = self.results.get(source)
@@ -379,11 +386,7 @@ class _CodebaseBuild:
         return todo
 
     def selected(self, selection: Selection) -> list[TuResult]:
-        ok = [
-            self.results[s]
-            for s in self.ranking(selection.seed)
-            if s in self.results and self.results[s].status == "ok"
-        ]
+        ok = [self.results[s] for s in self.ranking(selection) if s in self.results and self.results[s].status == "ok"]
         if selection.max_modules:
             ok = ok[: selection.max_modules]
         return sorted(ok, key=lambda r: r.name)
@@ -626,6 +629,12 @@ def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selectio
     # Only the TUs of the recipe as it is now: the cache may also hold results of TUs an older sample took.
     results = {s: build.results[s] for s in build.tus if s in build.results}
     left_out = [v1.LeftOut(pattern, count, reason) for pattern, count, reason in build.left_out]
+    candidates = build.ranking(selection)
+    if selection.modules:
+        unnamed = len(build.tus) - len(candidates)
+        if unnamed:
+            left_out.append(v1.LeftOut("*", unnamed, "not among the modules the selection names"))
+        results = {s: results[s] for s in candidates if s in results}
     for status, why in (
         ("failed", "clang-22 cannot compile it standalone"),
         ("slow", _SLOW_REASON),
@@ -634,7 +643,7 @@ def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selectio
         bad = sorted(r.source for r in results.values() if r.status == status)
         if bad:
             left_out.append(v1.LeftOut(" ".join(bad), len(bad), why))
-    untried = sum(1 for s in build.tus if s not in results)
+    untried = sum(1 for s in candidates if s not in results)
     not_selected = sum(1 for r in results.values() if r.status == "ok") - len(chosen)
     sample_full = bool(selection.max_modules) and len(chosen) == selection.max_modules
     if sample_full and untried + not_selected:
