@@ -10,14 +10,15 @@ Usage:
 Input: a finished iteration of a BC-MAX run on corpus v2 (RUN/iteration_T: trajectories/, iteration.json; RUN/vocab;
 RUN/compile_cache) and that run's corpus and gin files. The codebases of --codebases are built again without the
 pinned slow list (corpus_v2_lib.build_corpus_v2 with `slow_list=None`; at most --tus_per_codebase TUs each, in the
-corpus's own sampling order; its own cache entry). Of the TUs the slow list leaves out of corpus v2, those the split
-(the gin files' splits.SplitPolicy, a function of the module name) puts in train are the large train modules (at most
---max_large_train, by the split's name hash), those it puts in validation the large validation modules; test modules
-are not touched. The large train modules are collected like the iteration's own train modules (its baselines, its
-exploration: the newest learned policy among them, 2 steps) into RUN/large_training_T/trajectories; then for every
-seed two policies are trained with the iteration's trainer settings and vocab: `base` on the iteration's records
-alone and `with_large` on those plus the large ones; each is evaluated on the whole validation part of the corpus
-and on the large validation modules. Compiles are cached in RUN/compile_cache; a rerun resumes.
+corpus's own sampling order, or with 0 only the slow TUs; its own cache entry). Of the TUs the slow list leaves out
+of corpus v2, those the split (the gin files' splits.SplitPolicy, a function of the module name) puts in train are
+the large train modules (at most --max_large_train, by the split's name hash), those it puts in validation the large
+validation modules; test modules are not touched. The large train modules are collected like the iteration's own
+train modules (its baselines, its exploration: the newest learned policy among them, 2 steps) into WORK/trajectories
+(WORK: --work_dir, by default RUN/large_training_T); then for every seed two policies are trained with the
+iteration's trainer settings and vocab: `base` on the iteration's records alone and `with_large` on those plus the
+large ones; each is evaluated on the whole validation part of the corpus and on the large validation modules.
+Compiles are cached in RUN/compile_cache; a rerun resumes.
 
 Prints JSON: the module counts, and per seed and policy the total text size over stock -Oz (modules smaller/larger)
 on validation, on its unseen codebases and unseen files, and on the large validation modules; the same for each
@@ -47,6 +48,7 @@ _TUS_PER_CODEBASE = flags.DEFINE_integer(
 )
 _MAX_LARGE_TRAIN = flags.DEFINE_integer("max_large_train", 25, "Large train modules collected (0: all).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Trainer seeds.")
+_WORK_DIR = flags.DEFINE_string("work_dir", None, "Records and policies of this bench (default RUN/large_training_T).")
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _ratio = evaluate_policy_lib.ratio_of
@@ -86,7 +88,7 @@ def main(argv):
     iteration = bc_max_lib.IterationResult.read(os.path.join(it_dir, bc_max_lib.ITERATION_FILE))
     traj_dir = os.path.join(it_dir, "trajectories")
     cache_dir = os.path.join(run_dir, "compile_cache")
-    work = os.path.join(run_dir, f"large_training_{_ITERATION.value}")
+    work = os.path.abspath(_WORK_DIR.value or os.path.join(run_dir, f"large_training_{_ITERATION.value}"))
     large_train, large_validation = large_modules(_CODEBASES.value, [m.name for _, ms in data.items() for m in ms])
     learned = [b for b in iteration.baselines if b.startswith("saved:")]
     out = {
