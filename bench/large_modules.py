@@ -34,7 +34,7 @@ from absl import app, flags
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
-from compiler_opt.rl import corpus, corpus_v2_lib, corpus_v2_recipes, evaluate_policy_lib, policies, splits
+from compiler_opt.rl import corpus, corpus_v2_lib, evaluate_policy_lib, policies, splits
 
 _CODEBASES = flags.DEFINE_list("codebases", ["xgboost", "lightgbm", "capstone"], "Codebases whose slow TUs to play.")
 _POLICY = flags.DEFINE_multi_string(
@@ -53,19 +53,6 @@ _BASELINES = flags.DEFINE_multi_string(
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
 _ROOT_DIR = flags.DEFINE_string("root_dir", None, "Compile cache (default: a new temporary directory).")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
-
-
-def slow_module_names(codebases) -> set[str]:
-    """Module names of the TUs the pinned slow list leaves out of `codebases`."""
-    pinned = corpus_v2_lib.read_slow_list(corpus_v2_lib.SLOW_LIST_FILE)
-    recipes = {c.name: c for c in corpus_v2_recipes.CODEBASES}
-    names = set()
-    for name in codebases:
-        if name not in recipes:
-            raise app.UsageError(f"--codebases: {name!r} is not a codebase of corpus v2 ({sorted(recipes)})")
-        paths = pinned.codebases.get(name, ())
-        names |= set(corpus_v2_lib.module_names(recipes[name], paths).values())
-    return names
 
 
 def in_part(names, part: str, data_path: str) -> set[str]:
@@ -106,7 +93,10 @@ def _totals(evaluations, oz_sizes) -> dict:
 
 def main(argv):
     del argv
-    wanted = slow_module_names(_CODEBASES.value)
+    try:
+        wanted = corpus_v2_lib.slow_module_names(_CODEBASES.value)
+    except corpus_v2_lib.v1.DefaultCorpusError as e:
+        raise app.UsageError(f"--codebases: {e}") from None
     if _PART.value:
         if not _DATA_PATH.value:
             raise app.UsageError("--part needs --data_path (corpus v2) and the split's --gin_files")

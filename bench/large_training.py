@@ -33,7 +33,7 @@ from absl import app, flags
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
-from compiler_opt.rl import corpus, corpus_v2_lib, corpus_v2_recipes, evaluate_policy_lib, module_selection, policies
+from compiler_opt.rl import corpus, corpus_v2_lib, evaluate_policy_lib, module_selection, policies
 from compiler_opt.rl import splits as splits_lib
 from compiler_opt.rl.imitation_learning import bc_max_lib, weighted_bc_trainer_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
@@ -57,11 +57,7 @@ _ratio = evaluate_policy_lib.ratio_of
 def large_modules(codebases, corpus_names) -> tuple[list, list]:
     """(large train modules, large validation modules): the slow-listed TUs of `codebases` that a build without the
     limit kept, by the gin split of their names beside corpus v2's (`corpus_names`)."""
-    pinned = corpus_v2_lib.read_slow_list(corpus_v2_lib.SLOW_LIST_FILE)
-    recipes = {c.name: c for c in corpus_v2_recipes.CODEBASES}
-    slow = set()
-    for name in codebases:
-        slow |= set(corpus_v2_lib.module_names(recipes[name], pinned.codebases.get(name, ())).values())
+    slow = corpus_v2_lib.slow_module_names(codebases)
     # --tus_per_codebase=0: every slow TU of the codebases, and only those (a selection by module name).
     sample = _TUS_PER_CODEBASE.value
     corpus_dir, _ = corpus_v2_lib.build_corpus_v2(

@@ -3,6 +3,7 @@ r"""Quality of BC-MAX: total text size vs stock -Oz per iteration on every part 
 Usage:
   .venv/bin/python bench/quality.py [--data_path=CORPUS] [--root_dir=/tmp/bcmax_quality] [--iterations=3]
       [--max_modules=N] [--num_workers=2] [--gin_files=gin_configs/bc_max.gin] [--gin_bindings=...]
+      [--large_data_path=LARGE_CORPUS]
 
 Runs the loop of `bc_max` with the settings of the gin files (resumable: an existing --root_dir is continued) on the
 corpus split by gin's `splits.SplitPolicy` (compiler_opt/rl/splits.py), then prints JSON: the split (modules and
@@ -15,7 +16,9 @@ chosen on validation with its test ratios against the goal (test on unseen codeb
 1.01) and, per part, every initial baseline played alone
 (`heuristic:threshold=N` over the same -Oz total; a failed compile counts at its -Oz size) with the best single one,
 the same per codebase beside the policy's ratio, and that iteration's figures per module-size bucket (by stock -Oz
-text bytes; large modules decide the totals).
+text bytes; large modules decide the totals). With --large_data_path (the corpus of the large modules corpus v2
+leaves out: `make_default_corpus --corpus=v2_large`), those the split puts in validation join it
+(module_selection.load_splits), and `validation_large_modules` gives their figures.
 """
 
 import csv
@@ -38,6 +41,11 @@ _ITERATIONS = flags.DEFINE_integer("iterations", 3, "BC-MAX iterations.")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "Use a fixed sample of this many modules (default: all).")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", ["gin_configs/bc_max.gin"], "Gin config files.")
 _GIN_BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
+_LARGE_DATA_PATH = flags.DEFINE_string(
+    "large_data_path",
+    None,
+    "Corpus of large modules --data_path leaves out; its validation modules join validation.",
+)
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 
 GOAL_TEST_UNSEEN_CODEBASES = 0.98
@@ -155,7 +163,7 @@ def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, _GIN_BINDINGS.value)
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
-    module_splits = module_selection.load_splits(data_path, _MAX_MODULES.value)
+    module_splits = module_selection.load_splits(data_path, _MAX_MODULES.value, _LARGE_DATA_PATH.value)
     root_dir = _ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_quality_")
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         results = bc_max_lib.run(module_splits, root_dir, executor, iterations=_ITERATIONS.value, progress=False)
@@ -174,6 +182,7 @@ def main(argv):
             {
                 "benchmark": "quality",
                 "data_path": os.path.abspath(data_path),
+                "large_data_path": _LARGE_DATA_PATH.value and os.path.abspath(_LARGE_DATA_PATH.value),
                 "root_dir": os.path.abspath(root_dir),
                 "split_policy": dataclasses.asdict(splits.SplitPolicy()),
                 "splits": {

@@ -624,6 +624,50 @@ def build_corpus_v2(
     return view, BuildStats(compiled, round(time.monotonic() - start, 1))
 
 
+# CPU-second limit of one compile in the large-modules corpus (build_large_modules): far above any TU of corpus v2's
+# recipes on this machine kind, so it only guards against a runaway compile.
+LARGE_MAX_COMPILE_SECONDS = 120.0
+
+
+def slow_module_names(codebases: Iterable[str] = (), slow_list: str = SLOW_LIST_FILE) -> set[str]:
+    """Module names of the TUs the pinned slow list leaves out of `codebases` (empty: every codebase it lists).
+    An unknown codebase raises DefaultCorpusError naming the known ones."""
+    pinned = read_slow_list(slow_list)
+    chosen = select_codebases(codebases) if codebases else [c for c in CODEBASES if pinned.codebases.get(c.name)]
+    names = set()
+    for cb in chosen:
+        names |= set(module_names(cb, pinned.codebases.get(cb.name, ())).values())
+    return names
+
+
+def build_large_modules(
+    cache_dir: str | None = None,
+    jobs: int = 2,
+    codebases: Sequence[str] = (),
+    *,
+    max_compile_seconds: float = LARGE_MAX_COMPILE_SECONDS,
+    progress: bool = True,
+    compile: bool = True,
+) -> tuple[str, BuildStats]:
+    """The large-modules corpus: the TUs that corpus v2 leaves out as slow (the pinned slow list), of `codebases`
+    (empty: all), built with the limit `max_compile_seconds` instead. They are mostly the largest C++ modules, which
+    decide a program's total size; their frontend is what is slow, so their bitcode compiles in seconds. Only these
+    TUs are compiled (a selection by module name), into their own cache entry; returns (corpus dir, stats)."""
+    names = slow_module_names(codebases)
+    if not names:
+        raise v1.DefaultCorpusError(f"the slow list {SLOW_LIST_FILE} leaves out no TU of {list(codebases)}")
+    listed = sorted({splits.codebase_of(name) for name in names})
+    return build_corpus_v2(
+        cache_dir,
+        jobs,
+        Selection(codebases=tuple(listed), modules=tuple(sorted(names))),
+        slow_list=None,
+        max_compile_seconds=max_compile_seconds,
+        progress=progress,
+        compile=compile,
+    )
+
+
 def _codebase_record(build: _CodebaseBuild, chosen: Sequence[TuResult], selection: Selection) -> v1.CodebaseRecord:
     cb = build.codebase
     # Only the TUs of the recipe as it is now: the cache may also hold results of TUs an older sample took.

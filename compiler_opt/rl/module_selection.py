@@ -6,6 +6,8 @@ The split is configured in gin (`splits.SplitPolicy`); every binary that selects
 
 from __future__ import annotations
 
+import dataclasses
+
 # Imported here, not when needed: it registers gin configurables, which must exist before a binary parses gin.
 from compiler_opt.rl import corpus, make_default_corpus_lib, splits
 
@@ -29,11 +31,34 @@ def languages(data_path: str, modules: corpus.Corpus) -> dict[str, str]:
     return {**inferred, **declared}
 
 
-def load_splits(data_path: str, max_modules: int | None = None) -> splits.ModuleSplits:
+def load_splits(
+    data_path: str, max_modules: int | None = None, large_data_path: str | None = None
+) -> splits.ModuleSplits:
     """The corpus at `data_path` split by the gin-configured policy; `max_modules` keeps a fixed sample of that many
-    modules in all, spread over the parts and, inside each, over the codebases (`ModuleSplits.sample`)."""
+    modules in all, spread over the parts and, inside each, over the codebases (`ModuleSplits.sample`).
+
+    `large_data_path`: a corpus of the large modules `data_path` leaves out (make_default_corpus --corpus=v2_large).
+    Its modules are split by the same policy (a function of the name, drawn over both corpora's names), and those
+    that fall in validation join it (after the sample, all of them; named in `ModuleSplits.large`), so that choices
+    made on validation weigh the large modules that decide a program's size. Its train and test modules are not
+    used. A name in both corpora raises CorpusError naming it."""
     modules = corpus.Corpus.load(data_path)
-    return modules.splits(languages=languages(data_path, modules)).sample(max_modules)
+    langs = languages(data_path, modules)
+    if large_data_path is None:
+        return modules.splits(languages=langs).sample(max_modules)
+    large = corpus.Corpus.load(large_data_path)
+    shared = sorted(set(modules.names) & set(large.names))
+    if shared:
+        raise corpus.CorpusError(
+            f"{large_data_path} and {data_path} both hold {shared[:3]}{' ...' if len(shared) > 3 else ''}: "
+            "the large-modules corpus must hold only modules the main corpus leaves out"
+        )
+    parts = splits.assign(
+        [*modules.names, *large.names], splits.SplitPolicy(), {**languages(large_data_path, large), **langs}
+    )
+    main = splits.ModuleSplits.of(modules.modules, {n: parts[n] for n in modules.names}, langs).sample(max_modules)
+    extra = tuple(m for m in large.modules if parts[m.name] == splits.VALIDATION)
+    return dataclasses.replace(main, validation=(*main.validation, *extra), large=frozenset(m.name for m in extra))
 
 
 def select(data_path: str, split: str = "all", max_modules: int | None = None) -> list:

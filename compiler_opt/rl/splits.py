@@ -228,13 +228,15 @@ def allocate(n: int, sizes: Mapping[str, int]) -> dict[str, int]:
 
 @dataclasses.dataclass(frozen=True)
 class ModuleSplits:
-    """The modules of a corpus by part (each a tuple of ModuleSpec, corpus order) and the codebases' languages."""
+    """The modules of a corpus by part (each a tuple of ModuleSpec, corpus order) and the codebases' languages.
+    `large`: names of validation modules taken from the large-modules corpus (module_selection.load_splits)."""
 
     train: tuple = ()
     validation: tuple = ()
     test_unseen_codebases: tuple = ()
     test_unseen_files: tuple = ()
     languages: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    large: frozenset = frozenset()
 
     @classmethod
     def of(cls, modules: Sequence, parts: Mapping[str, str], languages: Mapping[str, str] | None = None):

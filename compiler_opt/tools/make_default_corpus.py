@@ -3,6 +3,7 @@
   python -m compiler_opt.tools.make_default_corpus --output_dir=build/default_corpus
   python -m compiler_opt.tools.make_default_corpus --corpus=v2 --codebases=zlib,re2 \
       --max_modules_per_codebase=20 --output_dir=build/corpus_v2_sample
+  python -m compiler_opt.tools.make_default_corpus --corpus=v2_large --output_dir=build/corpus_v2_large
 
 --corpus=v1 (default): the 91-module corpus of 5 libraries (brotli, zstandard's zstd, lz4,
 fasttext, ujson's double-conversion). --corpus=v2: the codebases of
@@ -14,6 +15,11 @@ Input: pinned sdists, downloaded once into the cache ($BCMAX_CACHE_DIR, default
 see compiler_opt/rl/corpus.py) plus default_corpus_manifest.json (modules' codebase and language;
 for v2 also each codebase's version, SHA-256, license, counts and what was left out and why),
 hard-linked from the cache. Prints modules per codebase, C vs C++ and the time taken.
+
+--corpus=v2_large: the large-modules corpus, the TUs corpus v2 leaves out as slow (the pinned list
+compiler_opt/rl/corpus_v2_slow.json), of --codebases or of all, built with a limit of
+corpus_v2_lib.LARGE_MAX_COMPILE_SECONDS instead (corpus_v2_lib.build_large_modules). `bc_max
+--large_data_path` adds those the split puts in validation to validation.
 
 --write_slow_list=PATH (v2, whole corpus): measures every TU against the CPU-time limit instead of
 reading compiler_opt/rl/corpus_v2_slow.json, then writes the TUs found slow to PATH in that file's
@@ -37,7 +43,7 @@ _CACHE_DIR = flags.DEFINE_string(
     "cache_dir", None, "Cache root (default: $BCMAX_CACHE_DIR or ~/.cache/compiler_opt_bcmax)."
 )
 _JOBS = flags.DEFINE_integer("jobs", 2, "Parallel compiles.")
-_CORPUS = flags.DEFINE_enum("corpus", "v1", ["v1", "v2"], "Which default corpus.")
+_CORPUS = flags.DEFINE_enum("corpus", "v1", ["v1", "v2", "v2_large"], "Which default corpus.")
 _CODEBASES = flags.DEFINE_list("codebases", [], "v2 only: codebases to include (default: all).")
 _MAX_MODULES = flags.DEFINE_integer(
     "max_modules_per_codebase", 0, "v2 only: at most this many modules per codebase (0: all)."
@@ -61,7 +67,17 @@ def main(argv):
     start = time.monotonic()
     stats = None
     try:
-        if _CORPUS.value == "v2":
+        if _CORPUS.value == "v2_large":
+            if _MAX_MODULES.value or _WRITE_SLOW_LIST.value:
+                raise app.UsageError("--corpus=v2_large takes every slow TU: drop --max_modules and --write_slow_list")
+            cached_dir, stats = corpus_v2_lib.build_large_modules(
+                cache_dir=_CACHE_DIR.value,
+                jobs=_JOBS.value,
+                codebases=tuple(_CODEBASES.value),
+                progress=_PROGRESS.value,
+                compile=_COMPILE.value,
+            )
+        elif _CORPUS.value == "v2":
             selection = corpus_v2_lib.Selection(tuple(_CODEBASES.value), _MAX_MODULES.value, _SAMPLE_SEED.value)
             if _WRITE_SLOW_LIST.value and (_CODEBASES.value or _MAX_MODULES.value):
                 raise app.UsageError("--write_slow_list measures the whole corpus: drop --codebases and --max_modules")

@@ -122,10 +122,12 @@ class IterationResult:
             return cls.from_dict(json.load(f))
 
 
-# The two kinds of validation modules (validation_kinds).
+# The kinds of validation modules (validation_kinds): of the main corpus, by codebase; and the large modules it leaves
+# out, when a run adds them (module_selection.load_splits' large_data_path).
 VALIDATION_UNSEEN_CODEBASES = "unseen_codebases"
 VALIDATION_UNSEEN_FILES = "unseen_files"
-VALIDATION_KINDS = (VALIDATION_UNSEEN_CODEBASES, VALIDATION_UNSEEN_FILES)
+VALIDATION_LARGE_MODULES = "large_modules"
+VALIDATION_KINDS = (VALIDATION_UNSEEN_CODEBASES, VALIDATION_UNSEEN_FILES, VALIDATION_LARGE_MODULES)
 
 
 def iteration_dir(root_dir: str, t: int) -> str:
@@ -334,8 +336,9 @@ def figures(
 
 
 def validation_kinds(module_splits: splits.ModuleSplits, it_dir: str) -> dict[str, PartFigures]:
-    """The validation part's figures in two: modules of codebases with no train module (VALIDATION_UNSEEN_CODEBASES:
-    the question a user's own code asks) and modules of training codebases (VALIDATION_UNSEEN_FILES). Read from the
+    """The validation part's figures by kind: modules of codebases with no train module (VALIDATION_UNSEEN_CODEBASES:
+    the question a user's own code asks), modules of training codebases (VALIDATION_UNSEEN_FILES), and the large
+    modules a run adds from another corpus (VALIDATION_LARGE_MODULES), if any. Read from the
     iteration's files (eval_validation.csv and the held-out baselines' profiles), so an iteration run before this
     existed gets them too; {} when the iteration has no validation evaluation."""
     path = os.path.join(it_dir, f"eval_{splits.VALIDATION}.csv")
@@ -355,12 +358,17 @@ def validation_kinds(module_splits: splits.ModuleSplits, it_dir: str) -> dict[st
 
 
 def validation_kind_modules(module_splits: splits.ModuleSplits) -> dict[str, list]:
-    """The validation modules by kind (VALIDATION_KINDS): of codebases with no train module, and of the others."""
+    """The validation modules by kind (VALIDATION_KINDS): of the main corpus, those of codebases with no train module
+    and those of the others; and the large modules added from another corpus, when there are any."""
     seen = set(module_splits.codebases(splits.TRAIN))
-    return {
-        VALIDATION_UNSEEN_CODEBASES: [m for m in module_splits.validation if splits.codebase_of(m.name) not in seen],
-        VALIDATION_UNSEEN_FILES: [m for m in module_splits.validation if splits.codebase_of(m.name) in seen],
+    main = [m for m in module_splits.validation if m.name not in module_splits.large]
+    kinds = {
+        VALIDATION_UNSEEN_CODEBASES: [m for m in main if splits.codebase_of(m.name) not in seen],
+        VALIDATION_UNSEEN_FILES: [m for m in main if splits.codebase_of(m.name) in seen],
     }
+    if module_splits.large:
+        kinds[VALIDATION_LARGE_MODULES] = [m for m in module_splits.validation if m.name in module_splits.large]
+    return kinds
 
 
 def _oracle_sizes(profiles_path: str) -> dict[str, tuple[int, int]]:

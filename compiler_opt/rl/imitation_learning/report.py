@@ -37,6 +37,7 @@ PART_TITLES = {
 VALIDATION_KIND_TITLES = {
     bc_max_lib.VALIDATION_UNSEEN_CODEBASES: "unseen codebases",
     bc_max_lib.VALIDATION_UNSEEN_FILES: "unseen files",
+    bc_max_lib.VALIDATION_LARGE_MODULES: "large modules",
 }
 
 
@@ -88,11 +89,13 @@ def table(results: Sequence[bc_max_lib.IterationResult]) -> str:
 
 
 def validation_table(results: Sequence[bc_max_lib.IterationResult]) -> str:
-    """Validation in two per iteration: its whole codebases (never trained on) and its files of the training
-    codebases; empty when no iteration has them."""
-    if not any(r.validation_kinds for r in results):
+    """Validation by kind per iteration: its whole codebases (never trained on), its files of the training
+    codebases, and the large modules the corpus leaves out when the run added them; empty when no iteration has
+    them."""
+    titles = {k: t for k, t in VALIDATION_KIND_TITLES.items() if any(k in r.validation_kinds for r in results)}
+    if not titles:
         return ""
-    return _figures_table(results, VALIDATION_KIND_TITLES, lambda r, kind: r.validation_kinds.get(kind))
+    return _figures_table(results, titles, lambda r, kind: r.validation_kinds.get(kind))
 
 
 def codebase_table(result: bc_max_lib.IterationResult) -> str:
