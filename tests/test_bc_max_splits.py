@@ -205,6 +205,21 @@ def test_validation_is_also_reported_for_its_unseen_codebases_and_its_unseen_fil
     assert bc_max_lib.validation_kinds(_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, str(tmp_path / "none")) == {}
 
 
+def test_large_modules_added_to_validation_are_its_third_kind_and_the_report_shows_them(tmp_path):
+    _write_validation_files(str(tmp_path))
+    # d/s is a large module from another corpus: it leaves the unseen-codebase kind for its own.
+    with_large = dataclasses.replace(_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, large=frozenset({"d/s"}))
+    kinds = bc_max_lib.validation_kinds(with_large, str(tmp_path))
+    unseen, large = kinds[bc_max_lib.VALIDATION_UNSEEN_CODEBASES], kinds[bc_max_lib.VALIDATION_LARGE_MODULES]
+    assert (unseen.modules, unseen.ratio, unseen.oracle_ratio) == (1, 1.04, 0.98)
+    assert (large.modules, large.ratio, large.oracle_ratio) == (1, 1.0, 1.0)
+    assert kinds[bc_max_lib.VALIDATION_UNSEEN_FILES].ratio == 0.9
+    result = dataclasses.replace(_result(1, 0.99, 0.99), validation_kinds=kinds)
+    assert "large modules" in report.validation_table([result])
+    plain = bc_max_lib.validation_kinds(_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, str(tmp_path))
+    assert "large modules" not in report.validation_table([dataclasses.replace(result, validation_kinds=plain)])
+
+
 def test_a_damaged_validation_csv_costs_only_the_kinds_figures(tmp_path, caplog):
     _write_validation_files(str(tmp_path))
     path = tmp_path / f"eval_{splits.VALIDATION}.csv"

@@ -71,6 +71,20 @@ def test_a_recipes_sample_spreads_over_the_split_like_the_codebase_it_samples():
     assert 0.55 < train / 400 < 0.75
 
 
+def test_the_large_modules_are_the_pinned_slow_tus_named_as_in_corpus_v2():
+    pinned = corpus_v2_lib.read_slow_list(corpus_v2_lib.SLOW_LIST_FILE)
+    names = corpus_v2_lib.slow_module_names()
+    assert len(names) == sum(len(v) for v in pinned.codebases.values())
+    assert {splits.codebase_of(n) for n in names} == {c for c, v in pinned.codebases.items() if v}
+    (zstd,) = corpus_v2_lib.slow_module_names(["zstd"])
+    assert zstd.startswith("zstd/") and not zstd.endswith((".c", ".cc", ".cpp"))
+    with pytest.raises(v1.DefaultCorpusError, match="unknown codebases"):
+        corpus_v2_lib.slow_module_names(["nope"])
+    # A codebase with no slow TU has no large modules: nothing to build, said before anything is fetched.
+    with pytest.raises(v1.DefaultCorpusError, match=r"leaves out no TU of \['zlib'\]"):
+        corpus_v2_lib.build_large_modules(cache_dir="/nonexistent", codebases=["zlib"])
+
+
 # Building (tiny codebases from local sdists; pip finds them with --find-links).
 
 

@@ -7,6 +7,7 @@ import gin
 import pytest
 
 from compiler_opt.rl import corpus, module_selection, splits
+from compiler_opt.rl.imitation_learning import bc_max_lib
 from tests import gin_test_base
 from tests.test_corpus import write_corpus
 
@@ -172,6 +173,40 @@ class CorpusSplitTest(gin_test_base.GinTestCase):
         for part, modules in sample.items():
             assert modules, part
             assert {m.name for m in modules} <= {m.name for m in full.part(part)}
+
+    def _large_corpus(self, names):
+        return write_corpus(self.enterContext(tempfile.TemporaryDirectory()), {n: _cc1("big.cc") for n in names})
+
+    def test_large_modules_join_validation_where_the_split_puts_them_and_nowhere_else(self):
+        path = self._corpus()
+        gin.parse_config("splits.SplitPolicy.test_codebases = ('clib2', 'cxxlib1')")
+        # Large modules of training codebases (some fall in validation, some in train or unseen files), of a
+        # test codebase (never used), and of the whole-validation codebase chosen below.
+        large_names = [f"{c}/big{i}" for c in ("clib0", "cxxlib0", "clib2") for i in range(12)]
+        large = self._large_corpus(large_names)
+        plain = module_selection.load_splits(path)
+        mixed = module_selection.load_splits(path, large_data_path=large)
+        parts = splits.assign([*corpus.Corpus.load(path).names, *large_names])
+        expected = {n for n in large_names if parts[n] == splits.VALIDATION}
+        assert expected and expected < set(large_names)
+        assert not any(n.startswith("clib2/") for n in expected)
+        assert mixed.large == expected
+        assert [m.name for m in mixed.validation] == [*(m.name for m in plain.validation), *sorted(expected)]
+        for part in (splits.TRAIN, *splits.TEST_PARTS):
+            assert mixed.part(part) == plain.part(part), part
+        # The large modules are validation's third kind; the other two keep the main corpus's modules only.
+        kinds = bc_max_lib.validation_kind_modules(mixed)
+        assert {m.name for m in kinds[bc_max_lib.VALIDATION_LARGE_MODULES]} == expected
+        main_kinds = bc_max_lib.validation_kind_modules(plain)
+        assert bc_max_lib.VALIDATION_LARGE_MODULES not in main_kinds
+        for kind in (bc_max_lib.VALIDATION_UNSEEN_CODEBASES, bc_max_lib.VALIDATION_UNSEEN_FILES):
+            assert kinds[kind] == main_kinds[kind], kind
+
+    def test_a_module_in_both_corpora_is_an_error_naming_it(self):
+        path = self._corpus()
+        large = self._large_corpus(["clib0/f3", "clib0/big"])
+        with pytest.raises(corpus.CorpusError, match=r"both hold \['clib0/f3'\]"):
+            module_selection.load_splits(path, large_data_path=large)
 
 
 @pytest.mark.integration
