@@ -4,7 +4,7 @@ compiles spent.
 Usage:
   nice -n 10 .venv/bin/python bench/ablation.py [--data_path=CORPUS] [--root_dir=DIR] [--num_workers=2]
       [--setting=default] [--setting=mlgo_recipe] [--setting=NAME=a.gin+b.gin] [--gin_bindings=...]
-      [--max_modules=N] [--cache_dir=DIR] [--gin_files=gin_configs/splits_v2.gin]
+      [--max_modules=N] [--cache_dir=DIR] [--gin_files=gin_configs/splits_v2.gin] [--large_data_path=LARGE_CORPUS]
 
 Each setting is a list of gin files (SETTINGS, or NAME=FILE+FILE on the command line) run through the BC-MAX loop
 (bc_max_lib.run) on the train split, with the validation split choosing: the loop stops on it, and the reported
@@ -13,7 +13,9 @@ split (reported only, never used to choose). --gin_bindings apply to every setti
 run). Settings share one compile cache under --root_dir, so common baselines compile once; a rerun resumes.
 
 Splits come from compiler_opt/rl/splits.py (by codebase, gin's splits.SplitPolicy defaults): the loop sees train and
-validation; test is both test parts (unseen codebases and unseen files), each also reported alone.
+validation; test is both test parts (unseen codebases and unseen files), each also reported alone. With
+--large_data_path (`make_default_corpus --corpus=v2_large`), the large modules the split puts in validation join it,
+as in `bc_max --large_data_path`.
 
 Prints JSON: per setting, per iteration the train oracle (per-module best of baselines and explorations / -Oz),
 train policy, validation policy and validation oracle ratios, and the collection compiles spent (every baseline and
@@ -49,6 +51,9 @@ _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Shared compile cache (defau
 _MAX_MODULES = flags.DEFINE_integer(
     "max_modules", None, "Use a fixed sample of this many modules in all (spread over parts and codebases)."
 )
+_LARGE_DATA_PATH = flags.DEFINE_string(
+    "large_data_path", None, "Corpus of large modules --data_path leaves out; its validation modules join validation."
+)
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 
 _GIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gin_configs")
@@ -62,9 +67,10 @@ SETTINGS = {
 }
 
 
-def splits(data_path: str, max_modules: int | None) -> splits_lib.ModuleSplits:
-    """The corpus split by codebase; `max_modules` keeps a sample of that many spread over parts and codebases."""
-    return module_selection.load_splits(data_path, max_modules)
+def splits(data_path: str, max_modules: int | None, large_data_path: str | None = None) -> splits_lib.ModuleSplits:
+    """The corpus split by codebase; `max_modules` keeps a sample of that many spread over parts and codebases;
+    `large_data_path` adds its validation modules to validation (module_selection.load_splits)."""
+    return module_selection.load_splits(data_path, max_modules, large_data_path)
 
 
 def _gin_files(setting: str) -> tuple[str, list[str]]:
@@ -138,7 +144,7 @@ def main(argv):
     # The split is the one the first setting's gin files (and --gin_files) give; every setting runs on it.
     gin.clear_config()
     gin_setup.parse([*_gin_files(_SETTINGS.value[0])[1], *_GIN_FILES.value], _GIN_BINDINGS.value)
-    data = splits(data_path, _MAX_MODULES.value)
+    data = splits(data_path, _MAX_MODULES.value, _LARGE_DATA_PATH.value)
     root_dir = _ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_ablation_")
     cache_dir = os.path.abspath(_CACHE_DIR.value or os.path.join(root_dir, "compile_cache_shared"))
     os.makedirs(cache_dir, exist_ok=True)
@@ -152,6 +158,7 @@ def main(argv):
             {
                 "benchmark": "ablation",
                 "data_path": data_path,
+                "large_data_path": _LARGE_DATA_PATH.value,
                 "root_dir": os.path.abspath(root_dir),
                 "modules": {k: len(v) for k, v in data.items()},
                 "gin_bindings": _GIN_BINDINGS.value,

@@ -4,12 +4,13 @@ Usage:
   nice -n 10 .venv/bin/python bench/trainer_sweep.py --run_dir=RUN/default [--iteration=1] --data_path=CORPUS \
       --gin_files=gin_configs/bc_max.gin [--gin_files=gin_configs/splits_v2.gin] [--max_modules=N] \
       --variant='NAME:BINDING[;BINDING...]' [--variant=...] [--evaluate_test] [--evaluate_train] [--num_workers=2] \
-      [--codebase_folds=K]
+      [--codebase_folds=K] [--large_data_path=LARGE_CORPUS]
 
 Input: a finished BC-MAX iteration under --run_dir (bc_max_lib's layout: iteration_T/trajectories/ records and
-profiles.jsonl, vocab/, compile_cache). --data_path, --max_modules and the split gin files must be those of that run,
-so the modules are the same. Each variant is the run's gin files plus its bindings (weighted_bc.TrainerConfig,
-training_weights.WeightingConfig, features.FeatureConfig); the variant "current" (no bindings) is always included.
+profiles.jsonl, vocab/, compile_cache). --data_path, --max_modules, --large_data_path and the split gin files must
+be those of that run, so the modules are the same. Each variant is the run's gin files plus its bindings
+(weighted_bc.TrainerConfig, training_weights.WeightingConfig, features.FeatureConfig); the variant "current" (no
+bindings) is always included.
 
 Every variant is trained on the iteration's trajectories (the same records, profiles and vocab) into
 RUN_DIR/sweep_iteration_T/NAME and evaluated with the compiles of evaluate_policy on the validation part (with
@@ -54,6 +55,7 @@ _RUN_DIR = flags.DEFINE_string("run_dir", None, "A BC-MAX run (bc_max's --root_d
 _ITERATION = flags.DEFINE_integer("iteration", 1, "The finished iteration whose trajectories are trained on.")
 _DATA_PATH = flags.DEFINE_string("data_path", None, "The run's corpus (default: the default corpus).")
 _MAX_MODULES = flags.DEFINE_integer("max_modules", None, "The run's --max_modules sample, if any.")
+_LARGE_DATA_PATH = flags.DEFINE_string("large_data_path", None, "The run's --large_data_path, if any.")
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "The run's gin files (recipe and split).")
 _VARIANTS = flags.DEFINE_multi_string("variant", [], "NAME:BINDING[;BINDING...] (gin bindings of the trainer).")
 _EVALUATE_TEST = flags.DEFINE_bool(
@@ -238,7 +240,7 @@ def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, [])
     data_path = module_selection.corpus_or_default(_DATA_PATH.value)
-    data = module_selection.load_splits(data_path, _MAX_MODULES.value)
+    data = module_selection.load_splits(data_path, _MAX_MODULES.value, _LARGE_DATA_PATH.value)
     if _CODEBASE_FOLDS.value:
         print(json.dumps(cross_validate(data_path, data), indent=2))
         return

@@ -155,6 +155,18 @@ def test_resuming_with_other_baselines_keeps_the_finished_iteration_and_says_so(
     assert "pass another --root_dir" in caplog.text
 
 
+def test_resuming_on_another_validation_part_keeps_the_finished_iteration_and_says_so(tmp_path, caplog):
+    path = _finished_run(tmp_path, ("heuristic",))  # evaluated on 1 validation module; _SPLITS has 2
+    with open(path) as f:
+        before = f.read()
+
+    bc_max_lib.run(_SPLITS, str(tmp_path), None, baselines=("heuristic",), iterations=1, patience=1)
+
+    with open(path) as f:
+        assert f.read() == before
+    assert "evaluated on 1 validation modules, not the 2" in caplog.text and path in caplog.text
+
+
 def test_resuming_with_the_same_baselines_does_not_warn(tmp_path, caplog):
     _finished_run(tmp_path, ("heuristic", "heuristic:threshold=25"))
 

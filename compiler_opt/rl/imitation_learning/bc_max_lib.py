@@ -174,6 +174,17 @@ def run(
             )
             if not result.validation_kinds:
                 result = dataclasses.replace(result, validation_kinds=validation_kinds(module_splits, it_dir))
+            validation = result.parts.get(splits.VALIDATION)
+            if validation is not None and validation.modules != len(module_splits.validation):
+                logging.warning(
+                    "%s was evaluated on %d validation modules, not the %d of this run's split (another corpus, "
+                    "sample or --large_data_path?): its figures, which choose the iteration, are kept as they are; "
+                    "pass another --root_dir (or remove %s) to evaluate on this split",
+                    done_path,
+                    validation.modules,
+                    len(module_splits.validation),
+                    root_dir,
+                )
             if tuple(result.baselines) != (*baselines, *learned):
                 logging.warning(
                     "%s was run with the baselines %s, not those of this config (%s): its figures are kept as they "
