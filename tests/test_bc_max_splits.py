@@ -230,6 +230,9 @@ def test_large_modules_added_to_validation_are_its_third_kind_and_the_report_sho
     assert "large modules" in report.validation_table([result])
     plain = bc_max_lib.validation_kinds(_SPLITS_WITH_WHOLE_VALIDATION_CODEBASE, str(tmp_path))
     assert "large modules" not in report.validation_table([dataclasses.replace(result, validation_kinds=plain)])
+    assert "the large modules the corpus leaves out" in report.validation_caption([result])
+    without = dataclasses.replace(result, validation_kinds=plain)
+    assert "large modules" not in report.validation_caption([without])
 
 
 def test_a_damaged_validation_csv_costs_only_the_kinds_figures(tmp_path, caplog):

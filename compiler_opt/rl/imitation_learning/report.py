@@ -98,6 +98,17 @@ def validation_table(results: Sequence[bc_max_lib.IterationResult]) -> str:
     return _figures_table(results, titles, lambda r, kind: r.validation_kinds.get(kind))
 
 
+def validation_caption(results: Sequence[bc_max_lib.IterationResult]) -> str:
+    """The sentence report.md puts above validation_table: which kinds of validation modules it shows."""
+    large = any(bc_max_lib.VALIDATION_LARGE_MODULES in r.validation_kinds for r in results)
+    return (
+        "Validation by kind of module: its whole codebases, which train never saw (the question your own code\n"
+        "asks), and its sample of files from the training codebases"
+        + (",\nand the large modules the corpus leaves out (added with --large_data_path)" if large else "")
+        + " (the choice uses all of validation):"
+    )
+
+
 def codebase_table(result: bc_max_lib.IterationResult) -> str:
     """The test figures of one iteration by codebase (ratio and oracle over stock -Oz, smaller/larger modules)."""
     header = f"{'codebase':<24} {'test part':<15} {'lang':<4} {'modules':>7} {'ratio':>7} {'oracle':>7} {'+/-':>8}"
@@ -221,8 +232,7 @@ def write(
     lines += ["```", table(results), "```", ""]
     if kinds := validation_table(results):
         lines += [
-            "Validation by kind of module: its whole codebases, which train never saw (the question your own code",
-            "asks), and its sample of files from the training codebases (the choice uses all of validation):",
+            validation_caption(results),
             "",
             "```",
             kinds,
