@@ -34,7 +34,7 @@ from absl import app, flags
 
 from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
-from compiler_opt.rl import corpus, corpus_v2_lib, evaluate_policy_lib, policies, splits
+from compiler_opt.rl import corpus, corpus_v2_lib, evaluate_policy_lib, module_selection, policies, splits
 
 _CODEBASES = flags.DEFINE_list("codebases", ["xgboost", "lightgbm", "capstone"], "Codebases whose slow TUs to play.")
 _POLICY = flags.DEFINE_multi_string(
@@ -53,14 +53,6 @@ _BASELINES = flags.DEFINE_multi_string(
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
 _ROOT_DIR = flags.DEFINE_string("root_dir", None, "Compile cache (default: a new temporary directory).")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
-
-
-def in_part(names, part: str, data_path: str) -> set[str]:
-    """The names among `names` that the gin-configured split, drawn over corpus v2's names and these, puts in
-    `part`."""
-    corpus_names = corpus.Corpus.load(data_path).names
-    parts = splits.assign([*corpus_names, *sorted(set(names) - set(corpus_names))])
-    return {n for n in names if parts[n] == part}
 
 
 def parse_players(specs) -> dict:
@@ -101,7 +93,8 @@ def main(argv):
         if not _DATA_PATH.value:
             raise app.UsageError("--part needs --data_path (corpus v2) and the split's --gin_files")
         gin_setup.parse(_GIN_FILES.value, [])
-        wanted = in_part(wanted, _PART.value, _DATA_PATH.value)
+        parts = module_selection.parts_with(_DATA_PATH.value, wanted)
+        wanted = {n for n in wanted if parts[n] == _PART.value}
     corpus_dir, stats = corpus_v2_lib.build_corpus_v2(
         selection=corpus_v2_lib.Selection(codebases=tuple(_CODEBASES.value), modules=tuple(sorted(wanted))),
         slow_list=None,

@@ -54,9 +54,9 @@ _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _ratio = evaluate_policy_lib.ratio_of
 
 
-def large_modules(codebases, corpus_names) -> tuple[list, list]:
+def large_modules(codebases, data_path) -> tuple[list, list]:
     """(large train modules, large validation modules): the slow-listed TUs of `codebases` that a build without the
-    limit kept, by the gin split of their names beside corpus v2's (`corpus_names`)."""
+    limit kept, by the gin split of their names beside those of corpus v2 at `data_path`."""
     slow = corpus_v2_lib.slow_module_names(codebases)
     # --tus_per_codebase=0: every slow TU of the codebases, and only those (a selection by module name).
     sample = _TUS_PER_CODEBASE.value
@@ -69,7 +69,7 @@ def large_modules(codebases, corpus_names) -> tuple[list, list]:
     )
     built = [m for m in corpus.Corpus.load(corpus_dir).modules if m.name in slow]
     # The split of the large modules is the one corpus v2's own modules get: by codebase, then by name hash.
-    parts = splits_lib.assign([*corpus_names, *(m.name for m in built)])
+    parts = module_selection.parts_with(data_path, [m.name for m in built])
     train = sorted((m for m in built if parts[m.name] == splits_lib.TRAIN), key=lambda m: splits_lib.score(m.name))
     validation = [m for m in built if parts[m.name] == splits_lib.VALIDATION]
     return train[: _MAX_LARGE_TRAIN.value or None], validation
@@ -85,7 +85,7 @@ def main(argv):
     traj_dir = os.path.join(it_dir, "trajectories")
     cache_dir = os.path.join(run_dir, "compile_cache")
     work = os.path.abspath(_WORK_DIR.value or os.path.join(run_dir, f"large_training_{_ITERATION.value}"))
-    large_train, large_validation = large_modules(_CODEBASES.value, [m.name for _, ms in data.items() for m in ms])
+    large_train, large_validation = large_modules(_CODEBASES.value, _DATA_PATH.value)
     learned = [b for b in iteration.baselines if b.startswith("saved:")]
     out = {
         "benchmark": "large_training",

@@ -7,6 +7,7 @@ The split is configured in gin (`splits.SplitPolicy`); every binary that selects
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 
 # Imported here, not when needed: it registers gin configurables, which must exist before a binary parses gin.
 from compiler_opt.rl import corpus, make_default_corpus_lib, splits
@@ -53,12 +54,21 @@ def load_splits(
             f"{large_data_path} and {data_path} both hold {shared[:3]}{' ...' if len(shared) > 3 else ''}: "
             "the large-modules corpus must hold only modules the main corpus leaves out"
         )
-    parts = splits.assign(
-        [*modules.names, *large.names], splits.SplitPolicy(), {**languages(large_data_path, large), **langs}
-    )
-    main = splits.ModuleSplits.of(modules.modules, {n: parts[n] for n in modules.names}, langs).sample(max_modules)
+    parts = parts_with(data_path, large.names, languages(large_data_path, large))
+    main = splits.ModuleSplits.of(modules.modules, parts, langs).sample(max_modules)
     extra = tuple(m for m in large.modules if parts[m.name] == splits.VALIDATION)
     return dataclasses.replace(main, validation=(*main.validation, *extra), large=frozenset(m.name for m in extra))
+
+
+def parts_with(
+    data_path: str, extra_names: Iterable[str], extra_languages: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Name -> part of the split (gin's splits.SplitPolicy) for the modules of the corpus at `data_path` and for
+    `extra_names`, modules it leaves out (such as its large modules), the split drawn over both: the part every
+    binary gives the extra modules. `extra_languages` adds codebase languages for codebases the corpus lacks."""
+    modules = corpus.Corpus.load(data_path)
+    names = [*modules.names, *sorted(set(extra_names) - set(modules.names))]
+    return splits.assign(names, splits.SplitPolicy(), {**(extra_languages or {}), **languages(data_path, modules)})
 
 
 def select(data_path: str, split: str = "all", max_modules: int | None = None) -> list:
