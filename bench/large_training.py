@@ -20,9 +20,11 @@ iteration's trainer settings and vocab: `base` on the iteration's records alone 
 large ones; each is evaluated on the whole validation part of the corpus and on the large validation modules.
 Compiles are cached in RUN/compile_cache; a rerun resumes.
 
-Prints JSON: the module counts, and per seed and policy the total text size over stock -Oz (modules smaller/larger)
-on validation, on its unseen codebases and unseen files, and on the large validation modules; the same for each
-threshold baseline alone on the large validation modules.
+Prints JSON: the module counts; for the iteration's own train records and for the large ones (`collections`), the
+modules, the decisions recorded, the oracle and each baseline alone as total text size over stock -Oz, and which
+trajectory was best how often (`wins`); and per seed and policy the total text size over stock -Oz (modules
+smaller/larger) on validation, on its unseen codebases and unseen files, and on the large validation modules; the
+same for each threshold baseline alone on the large validation modules.
 """
 
 import json
@@ -35,7 +37,7 @@ from compiler_opt import gin_setup
 from compiler_opt.distributed import executors
 from compiler_opt.rl import corpus, corpus_v2_lib, evaluate_policy_lib, module_selection, policies
 from compiler_opt.rl import splits as splits_lib
-from compiler_opt.rl.imitation_learning import bc_max_lib, weighted_bc_trainer_lib
+from compiler_opt.rl.imitation_learning import bc_max_lib, profiles, weighted_bc_trainer_lib
 from compiler_opt.rl.imitation_learning import generate_bc_trajectories_lib as collection
 
 _RUN_DIR = flags.DEFINE_string("run_dir", None, "A finished BC-MAX run on corpus v2.", required=True)
@@ -75,6 +77,27 @@ def large_modules(codebases, data_path) -> tuple[list, list]:
     return train[: _MAX_LARGE_TRAIN.value or None], validation
 
 
+def collection_figures(profiles_path: str, baselines) -> dict:
+    """What a collection's profiles.jsonl says of its modules: decisions recorded, the oracle and each baseline alone
+    (total text size over stock -Oz, modules without an -Oz size left out) and the best trajectory's counts."""
+    rows = [r for r in profiles.read_jsonl(profiles_path) if r.oz_size and r.best_size]
+    oz = sum(r.oz_size for r in rows)
+
+    def alone(spec):
+        return sum(r.results[spec].size or r.oz_size if spec in r.results else r.oz_size for r in rows) / oz
+
+    wins: dict[str, int] = {}
+    for r in rows:
+        wins[r.best] = wins.get(r.best, 0) + 1
+    return {
+        "modules": len(rows),
+        "decisions": sum(r.results[r.recorded].horizon for r in rows if r.recorded in r.results),
+        "oracle_ratio": sum(r.best_size for r in rows) / oz,
+        "baseline_ratios": {b: alone(b) for b in baselines},
+        "wins": dict(sorted(wins.items(), key=lambda kv: -kv[1])),
+    }
+
+
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, [])
@@ -107,6 +130,11 @@ def main(argv):
             max_exploration_steps=2,
             cache_dir=cache_dir,
         )
+        out["collections"] = {
+            name: collection_figures(os.path.join(d, collection.PROFILES_FILE), iteration.baselines)
+            for name, d in (("iteration_train", traj_dir), ("large_train", large_dir))
+        }
+        print(json.dumps({"collections": out["collections"]}), flush=True)
         records = {
             "base": [os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")],
             "with_large": [
