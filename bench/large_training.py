@@ -50,6 +50,13 @@ _TUS_PER_CODEBASE = flags.DEFINE_integer(
 )
 _MAX_LARGE_TRAIN = flags.DEFINE_integer("max_large_train", 25, "Large train modules collected (0: all).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Trainer seeds.")
+_WINNERS = flags.DEFINE_list(
+    "winners",
+    [],
+    "If given, a third policy `with_large_winners`: the large train modules whose best trajectory is one of these "
+    "baselines (or exploration around one) join the iteration's records, the others do not.",
+)
+_VARIANTS = flags.DEFINE_list("variants", ["base", "with_large"], "Which of base, with_large to train and evaluate.")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Records and policies of this bench (default RUN/large_training_T).")
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
@@ -98,6 +105,14 @@ def collection_figures(profiles_path: str, baselines) -> dict:
     }
 
 
+def winner_records(profiles_path: str, winners) -> list[str]:
+    """Record paths (relative to the collection directory) of the modules whose best trajectory is one of `winners`
+    or exploration around one (`SPEC+exploreN`)."""
+    return sorted(
+        r.record for r in profiles.read_jsonl(profiles_path) if r.record and r.best and r.best.split("+")[0] in winners
+    )
+
+
 def main(argv):
     del argv
     gin_setup.parse(_GIN_FILES.value, [])
@@ -135,13 +150,16 @@ def main(argv):
             for name, d in (("iteration_train", traj_dir), ("large_train", large_dir))
         }
         print(json.dumps({"collections": out["collections"]}), flush=True)
+        own = os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")
         records = {
-            "base": [os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")],
-            "with_large": [
-                os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord"),
-                os.path.join(large_dir, collection.RECORDS_DIR, "*.tfrecord"),
-            ],
+            "base": [own],
+            "with_large": [own, os.path.join(large_dir, collection.RECORDS_DIR, "*.tfrecord")],
         }
+        records = {name: files for name, files in records.items() if name in _VARIANTS.value}
+        if _WINNERS.value:
+            chosen = winner_records(os.path.join(large_dir, collection.PROFILES_FILE), _WINNERS.value)
+            out["with_large_winners_modules"] = len(chosen)
+            records["with_large_winners"] = [own, *(os.path.join(large_dir, r) for r in chosen)]
         kinds = bc_max_lib.validation_kind_modules(data)
         for seed in _SEEDS.value:
             for name, files in records.items():
