@@ -56,6 +56,12 @@ _WINNERS = flags.DEFINE_list(
     "If given, a third policy `with_large_winners`: the large train modules whose best trajectory is one of these "
     "baselines (or exploration around one) join the iteration's records, the others do not.",
 )
+_OWN_VOCAB = flags.DEFINE_bool(
+    "own_vocab",
+    False,
+    "Train the variants other than base with a vocab (feature quantiles) of their own records, large modules "
+    "included, instead of the run's (players and directories get the suffix `_own_vocab`).",
+)
 _VARIANTS = flags.DEFINE_list("variants", ["base", "with_large"], "Which of base, with_large to train and evaluate.")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Records and policies of this bench (default RUN/large_training_T).")
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
@@ -160,6 +166,15 @@ def main(argv):
             chosen = winner_records(os.path.join(large_dir, collection.PROFILES_FILE), _WINNERS.value)
             out["with_large_winners_modules"] = len(chosen)
             records["with_large_winners"] = [own, *(os.path.join(large_dir, r) for r in chosen)]
+        vocabs = {name: os.path.join(run_dir, "vocab") for name in records}
+        if _OWN_VOCAB.value:
+            records = {name if name == "base" else f"{name}_own_vocab": files for name, files in records.items()}
+            for name, files in records.items():
+                vocabs[name] = os.path.join(run_dir, "vocab")
+                if name != "base":
+                    vocabs[name] = os.path.join(work, f"vocab_{name}")
+                    if not os.path.exists(os.path.join(vocabs[name], ".complete")):
+                        bc_max_lib.build_vocab(files, vocabs[name])
         kinds = bc_max_lib.validation_kind_modules(data)
         for seed in _SEEDS.value:
             for name, files in records.items():
@@ -168,7 +183,7 @@ def main(argv):
                 # Size-bucket weights from the iteration's profiles (the large modules' sizes fall in its top bucket).
                 training = weighted_bc_trainer_lib.train(
                     files,
-                    os.path.join(run_dir, "vocab"),
+                    vocabs[name],
                     os.path.join(work, f"seed{seed}", name),
                     profiles_path=os.path.join(traj_dir, collection.PROFILES_FILE),
                 )
