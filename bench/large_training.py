@@ -62,6 +62,12 @@ _OWN_VOCAB = flags.DEFINE_bool(
     "Train the variants other than base with a vocab (feature quantiles) of their own records, large modules "
     "included, instead of the run's (players and directories get the suffix `_own_vocab`).",
 )
+_BASE_WITH_LARGE_VOCAB = flags.DEFINE_bool(
+    "base_with_large_vocab",
+    False,
+    "With --own_vocab, also `base_with_large_vocab`: the iteration's records alone with the vocab of those and the "
+    "large ones (does the vocab alone help?).",
+)
 _VARIANTS = flags.DEFINE_list("variants", ["base", "with_large"], "Which of base, with_large to train and evaluate.")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Records and policies of this bench (default RUN/large_training_T).")
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
@@ -161,7 +167,7 @@ def main(argv):
             "base": [own],
             "with_large": [own, os.path.join(large_dir, collection.RECORDS_DIR, "*.tfrecord")],
         }
-        records = {name: files for name, files in records.items() if name in _VARIANTS.value}
+        records = {name: files for name, files in records.items() if name in _VARIANTS.value or name == "base"}
         if _WINNERS.value:
             chosen = winner_records(os.path.join(large_dir, collection.PROFILES_FILE), _WINNERS.value)
             out["with_large_winners_modules"] = len(chosen)
@@ -175,6 +181,17 @@ def main(argv):
                     vocabs[name] = os.path.join(work, f"vocab_{name}")
                     if not os.path.exists(os.path.join(vocabs[name], ".complete")):
                         bc_max_lib.build_vocab(files, vocabs[name])
+            if _BASE_WITH_LARGE_VOCAB.value:
+                # The control: the iteration's records alone, with the vocab of those and the large ones.
+                records["base_with_large_vocab"] = records["base"]
+                vocabs["base_with_large_vocab"] = os.path.join(work, "vocab_with_large_own_vocab")
+                if not os.path.exists(os.path.join(vocabs["base_with_large_vocab"], ".complete")):
+                    bc_max_lib.build_vocab(
+                        [own, os.path.join(large_dir, collection.RECORDS_DIR, "*.tfrecord")],
+                        vocabs["base_with_large_vocab"],
+                    )
+        if "base" not in _VARIANTS.value:
+            records.pop("base", None)
         kinds = bc_max_lib.validation_kind_modules(data)
         for seed in _SEEDS.value:
             for name, files in records.items():
