@@ -5,6 +5,7 @@ Usage:
   nice -n 10 .venv/bin/python bench/large_training.py --run_dir=RUN --iteration=4 --data_path=CORPUS_V2 \
       --gin_files=gin_configs/bc_max_full.gin --gin_files=gin_configs/splits_v2.gin \
       [--codebases=duckdb,llama,sentencepiece] [--tus_per_codebase=60] [--max_large_train=25] [--seeds=0,1,2] \
+      [--variants=base,with_large] [--winners=SPEC,...] [--own_vocab] [--base_with_large_vocab] \
       [--max_compile_seconds=120] [--num_workers=2]
 
 Input: a finished iteration of a BC-MAX run on corpus v2 (RUN/iteration_T: trajectories/, iteration.json; RUN/vocab;
@@ -15,9 +16,12 @@ of corpus v2, those the split (the gin files' splits.SplitPolicy, a function of 
 the large train modules (at most --max_large_train, by the split's name hash), those it puts in validation the large
 validation modules; test modules are not touched. The large train modules are collected like the iteration's own
 train modules (its baselines, its exploration: the newest learned policy among them, 2 steps) into WORK/trajectories
-(WORK: --work_dir, by default RUN/large_training_T); then for every seed two policies are trained with the
-iteration's trainer settings and vocab: `base` on the iteration's records alone and `with_large` on those plus the
-large ones; each is evaluated on the whole validation part of the corpus and on the large validation modules.
+(WORK: --work_dir, by default RUN/large_training_T); then for every seed the variants are trained with the
+iteration's trainer settings, each evaluated on the whole validation part of the corpus and on the large validation
+modules. Variants (records; vocab): `base` (the iteration's; the run's), `with_large` (those and the large ones; the
+run's), with --winners `with_large_winners` (the iteration's and the large modules one of those baselines won; the
+run's). --own_vocab gives every variant but base a vocab of its own records (suffix `_own_vocab`);
+--base_with_large_vocab adds `base_with_large_vocab` (the iteration's records; the vocab of those and the large ones).
 Compiles are cached in RUN/compile_cache; a rerun resumes.
 
 Prints JSON: the module counts; for the iteration's own train records and for the large ones (`collections`), the
@@ -65,8 +69,8 @@ _OWN_VOCAB = flags.DEFINE_bool(
 _BASE_WITH_LARGE_VOCAB = flags.DEFINE_bool(
     "base_with_large_vocab",
     False,
-    "With --own_vocab, also `base_with_large_vocab`: the iteration's records alone with the vocab of those and the "
-    "large ones (does the vocab alone help?).",
+    "Also `base_with_large_vocab`: the iteration's records alone with the vocab of those and the large ones (does "
+    "the vocab alone help?).",
 )
 _VARIANTS = flags.DEFINE_list("variants", ["base", "with_large"], "Which of base, with_large to train and evaluate.")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Records and policies of this bench (default RUN/large_training_T).")
@@ -102,8 +106,8 @@ def collection_figures(profiles_path: str, baselines) -> dict:
     rows = [r for r in profiles.read_jsonl(profiles_path) if r.oz_size and r.best_size]
     oz = sum(r.oz_size for r in rows)
 
-    def alone(spec):
-        return sum(r.results[spec].size or r.oz_size if spec in r.results else r.oz_size for r in rows) / oz
+    def alone(spec):  # a baseline that failed or did not run on a module counts at its -Oz size
+        return sum((r.results[spec].size if spec in r.results else None) or r.oz_size for r in rows) / oz
 
     wins: dict[str, int] = {}
     for r in rows:
@@ -163,35 +167,26 @@ def main(argv):
         }
         print(json.dumps({"collections": out["collections"]}), flush=True)
         own = os.path.join(traj_dir, collection.RECORDS_DIR, "*.tfrecord")
-        records = {
-            "base": [own],
-            "with_large": [own, os.path.join(large_dir, collection.RECORDS_DIR, "*.tfrecord")],
-        }
-        records = {name: files for name, files in records.items() if name in _VARIANTS.value or name == "base"}
+        large = os.path.join(large_dir, collection.RECORDS_DIR, "*.tfrecord")
+        # name -> records trained on; `vocab_of`: name -> (vocab directory, records it is drawn from), else the run's.
+        records = {"base": [own], "with_large": [own, large]}
+        records = {name: files for name, files in records.items() if name in _VARIANTS.value}
         if _WINNERS.value:
             chosen = winner_records(os.path.join(large_dir, collection.PROFILES_FILE), _WINNERS.value)
             out["with_large_winners_modules"] = len(chosen)
             records["with_large_winners"] = [own, *(os.path.join(large_dir, r) for r in chosen)]
-        vocabs = {name: os.path.join(run_dir, "vocab") for name in records}
+        vocab_of = {}
         if _OWN_VOCAB.value:
-            records = {name if name == "base" else f"{name}_own_vocab": files for name, files in records.items()}
-            for name, files in records.items():
-                vocabs[name] = os.path.join(run_dir, "vocab")
-                if name != "base":
-                    vocabs[name] = os.path.join(work, f"vocab_{name}")
-                    if not os.path.exists(os.path.join(vocabs[name], ".complete")):
-                        bc_max_lib.build_vocab(files, vocabs[name])
-            if _BASE_WITH_LARGE_VOCAB.value:
-                # The control: the iteration's records alone, with the vocab of those and the large ones.
-                records["base_with_large_vocab"] = records["base"]
-                vocabs["base_with_large_vocab"] = os.path.join(work, "vocab_with_large_own_vocab")
-                if not os.path.exists(os.path.join(vocabs["base_with_large_vocab"], ".complete")):
-                    bc_max_lib.build_vocab(
-                        [own, os.path.join(large_dir, collection.RECORDS_DIR, "*.tfrecord")],
-                        vocabs["base_with_large_vocab"],
-                    )
-        if "base" not in _VARIANTS.value:
-            records.pop("base", None)
+            records = {(n if n == "base" else f"{n}_own_vocab"): files for n, files in records.items()}
+            vocab_of = {n: (f"vocab_{n}", files) for n, files in records.items() if n != "base"}
+        if _BASE_WITH_LARGE_VOCAB.value:
+            records["base_with_large_vocab"] = [own]
+            vocab_of["base_with_large_vocab"] = ("vocab_with_large_own_vocab", [own, large])
+        vocabs = {name: os.path.join(run_dir, "vocab") for name in records}
+        for name, (directory, files) in vocab_of.items():
+            vocabs[name] = os.path.join(work, directory)
+            if not os.path.exists(os.path.join(vocabs[name], ".complete")):
+                bc_max_lib.build_vocab(files, vocabs[name])
         kinds = bc_max_lib.validation_kind_modules(data)
         for seed in _SEEDS.value:
             for name, files in records.items():
