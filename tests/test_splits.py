@@ -202,6 +202,42 @@ class CorpusSplitTest(gin_test_base.GinTestCase):
         for kind in (bc_max_lib.VALIDATION_UNSEEN_CODEBASES, bc_max_lib.VALIDATION_UNSEEN_FILES):
             assert kinds[kind] == main_kinds[kind], kind
 
+    def test_large_train_modules_join_train_when_configured_and_validation_and_test_stay_as_they_were(self):
+        path = self._corpus()
+        gin.parse_config("splits.SplitPolicy.test_codebases = ('clib2', 'cxxlib1')")
+        large_names = [f"{c}/big{i}" for c in ("clib0", "cxxlib0", "clib2") for i in range(12)]
+        large = self._large_corpus(large_names)
+        parts = splits.assign([*corpus.Corpus.load(path).names, *large_names])
+        large_train = {n for n in large_names if parts[n] == splits.TRAIN}
+        large_validation = {n for n in large_names if parts[n] == splits.VALIDATION}
+        # Both training codebases have large train modules; the test codebase clib2 never gives any.
+        assert {splits.codebase_of(n) for n in large_train} == {"clib0", "cxxlib0"}
+        off = module_selection.load_splits(path, large_data_path=large)
+        gin.parse_config("module_selection.load_splits.large_train_modules = None")
+        every = module_selection.load_splits(path, large_data_path=large)
+        main_train = [m.name for m in off.train]
+        assert not set(main_train) & set(large_names)
+        assert [m.name for m in every.train][: len(main_train)] == main_train
+        assert sorted(m.name for m in every.train[len(main_train) :]) == sorted(large_train)
+        assert every.large == large_train | large_validation
+        for part in (splits.VALIDATION, *splits.TEST_PARTS):
+            assert every.part(part) == off.part(part), part
+        # The large modules in validation are still its third kind, and only those.
+        kinds = bc_max_lib.validation_kind_modules(every)
+        assert {m.name for m in kinds[bc_max_lib.VALIDATION_LARGE_MODULES]} == large_validation
+        # A count takes that many, from both training codebases, and always the same ones.
+        gin.parse_config("module_selection.load_splits.large_train_modules = 2")
+        two = [m.name for m in module_selection.load_splits(path, large_data_path=large).train[len(main_train) :]]
+        assert len(two) == 2 and set(two) < large_train
+        assert {splits.codebase_of(n) for n in two} == {"clib0", "cxxlib0"}
+        assert [m.name for m in module_selection.load_splits(path, large_data_path=large).train] == [*main_train, *two]
+
+    def test_large_train_modules_without_a_large_corpus_is_an_error_naming_the_flag(self):
+        path = self._corpus()
+        gin.parse_config("module_selection.load_splits.large_train_modules = 5")
+        with pytest.raises(ValueError, match="--large_data_path"):
+            module_selection.load_splits(path)
+
     def test_a_module_in_both_corpora_is_an_error_naming_it(self):
         path = self._corpus()
         large = self._large_corpus(["clib0/f3", "clib0/big"])

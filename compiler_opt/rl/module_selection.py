@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+import gin
+
 # Imported here, not when needed: it registers gin configurables, which must exist before a binary parses gin.
 from compiler_opt.rl import corpus, make_default_corpus_lib, splits
 
@@ -32,20 +34,34 @@ def languages(data_path: str, modules: corpus.Corpus) -> dict[str, str]:
     return {**inferred, **declared}
 
 
+@gin.configurable(module="module_selection", allowlist=["large_train_modules"])
 def load_splits(
-    data_path: str, max_modules: int | None = None, large_data_path: str | None = None
+    data_path: str,
+    max_modules: int | None = None,
+    large_data_path: str | None = None,
+    large_train_modules: int | None = 0,
 ) -> splits.ModuleSplits:
     """The corpus at `data_path` split by the gin-configured policy; `max_modules` keeps a fixed sample of that many
     modules in all, spread over the parts and, inside each, over the codebases (`ModuleSplits.sample`).
 
     `large_data_path`: a corpus of the large modules `data_path` leaves out (make_default_corpus --corpus=v2_large).
     Its modules are split by the same policy (a function of the name, drawn over both corpora's names), and those
-    that fall in validation join it (after the sample, all of them; named in `ModuleSplits.large`), so that choices
-    made on validation weigh the large modules that decide a program's size. Its train and test modules are not
-    used. A name in both corpora raises CorpusError naming it."""
+    that fall in validation join it (after the sample, all of them), so that choices made on validation weigh the
+    large modules that decide a program's size. `large_train_modules` (gin; a training setting, default 0) of those
+    that fall in train join train after the main corpus's train modules: 0 none, None all, N a sample of N spread
+    over the codebases (`splits.stratified_sample`, fixed by the names). Every module taken from that corpus is named
+    in `ModuleSplits.large`. Its test modules are never used. A name in both corpora raises CorpusError naming it;
+    `large_train_modules` other than 0 without `large_data_path` raises ValueError."""
+    if large_train_modules is not None and large_train_modules < 0:
+        raise ValueError(f"large_train_modules must be None (all), 0 (none) or a count, got {large_train_modules}")
     modules = corpus.Corpus.load(data_path)
     langs = languages(data_path, modules)
     if large_data_path is None:
+        if large_train_modules != 0:
+            raise ValueError(
+                f"module_selection.load_splits.large_train_modules = {large_train_modules} needs a corpus of large "
+                "modules: pass --large_data_path (make_default_corpus --corpus=v2_large), or bind it to 0"
+            )
         return modules.splits(languages=langs).sample(max_modules)
     large = corpus.Corpus.load(large_data_path)
     shared = sorted(set(modules.names) & set(large.names))
@@ -56,8 +72,16 @@ def load_splits(
         )
     parts = parts_with(data_path, large.names, languages(large_data_path, large))
     main = splits.ModuleSplits.of(modules.modules, parts, langs).sample(max_modules)
-    extra = tuple(m for m in large.modules if parts[m.name] == splits.VALIDATION)
-    return dataclasses.replace(main, validation=(*main.validation, *extra), large=frozenset(m.name for m in extra))
+    validation = tuple(m for m in large.modules if parts[m.name] == splits.VALIDATION)
+    train = [m for m in large.modules if parts[m.name] == splits.TRAIN]
+    if large_train_modules is not None:
+        train = splits.stratified_sample(train, large_train_modules, name=lambda m: m.name)
+    return dataclasses.replace(
+        main,
+        train=(*main.train, *train),
+        validation=(*main.validation, *validation),
+        large=frozenset(m.name for m in (*train, *validation)),
+    )
 
 
 def parts_with(

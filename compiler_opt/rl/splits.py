@@ -229,7 +229,8 @@ def allocate(n: int, sizes: Mapping[str, int]) -> dict[str, int]:
 @dataclasses.dataclass(frozen=True)
 class ModuleSplits:
     """The modules of a corpus by part (each a tuple of ModuleSpec, corpus order) and the codebases' languages.
-    `large`: names of validation modules taken from the large-modules corpus (module_selection.load_splits)."""
+    `large`: names of the modules taken from the large-modules corpus (validation, and train when configured;
+    module_selection.load_splits)."""
 
     train: tuple = ()
     validation: tuple = ()
