@@ -18,7 +18,9 @@ chosen on validation with its test ratios against the goal (test on unseen codeb
 the same per codebase beside the policy's ratio, and that iteration's figures per module-size bucket (by stock -Oz
 text bytes; large modules decide the totals). With --large_data_path (the corpus of the large modules corpus v2
 leaves out: `make_default_corpus --corpus=v2_large`), those the split puts in validation join it
-(module_selection.load_splits), and `validation_large_modules` gives their figures.
+(module_selection.load_splits), and `validation_large_modules` gives their figures; with gin's
+`module_selection.load_splits.large_train_modules` (gin_configs/large_train.gin) some of those it puts in train join
+train.
 """
 
 import csv

@@ -12,7 +12,9 @@ Usage:
 
 Input: an MLGO corpus, split by codebase (gin: splits.SplitPolicy; see compiler_opt/rl/splits.py); optionally a
 corpus of the large modules it leaves out (--large_data_path), whose modules the split puts in validation join
-validation, so that early stopping and the choice of the iteration weigh them (module_selection.load_splits).
+validation, so that early stopping and the choice of the iteration weigh them, and, with gin's
+`module_selection.load_splits.large_train_modules` (gin_configs/large_train.gin), some of those it puts in train join
+train (module_selection.load_splits).
 Output under --root_dir: iteration_<t>/ (trajectories, model/saved_policy in MLGO layout, per-module evaluation CSVs
 per part), report.md with PNG plots, results.json. The last lines printed are the results table (train, validation,
 test on unseen codebases, test on unseen files) and the chosen iteration's test figures by codebase.
@@ -40,7 +42,9 @@ _MAX_MODULES = flags.DEFINE_integer(
     "max_modules", None, "Use a fixed sample of this many modules, spread over the split's parts and codebases."
 )
 _LARGE_DATA_PATH = flags.DEFINE_string(
-    "large_data_path", None, "Corpus of large modules --data_path leaves out; its validation modules join validation."
+    "large_data_path",
+    None,
+    "Corpus of large modules --data_path leaves out; its validation modules join validation (train ones: gin).",
 )
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 _GIN_FILES = flags.DEFINE_multi_string("gin_files", [], "Gin config files.")
