@@ -83,8 +83,8 @@ demo: demo-corpus
 	  $(if $(DEMO_MAX_MODULES),--max_modules=$(DEMO_MAX_MODULES))
 
 # The full run: every module of the train part, gin_configs/bc_max_full.gin; rerunning resumes after an interruption.
-# FULL_GIN_FILES adds gin files. full-run-v2: the same on default corpus v2 with its split (gin_configs/splits_v2.gin)
-# and the large modules in validation.
+# FULL_GIN_FILES adds gin files. full-run-v2: the same on default corpus v2 with its split (gin_configs/splits_v2.gin),
+# the large modules in validation, and 100 of the large train modules in train (gin_configs/large_train.gin).
 FULL_DIR ?= full_output
 FULL_GIN_FILES ?=
 full-run: corpus
@@ -95,7 +95,7 @@ full-run-v2: corpus_v2 corpus_v2_large
 	$(PY) -m compiler_opt.rl.imitation_learning.bc_max --data_path=$(CORPUS_V2_DIR) --root_dir=$(FULL_DIR)_v2 \
 	  --large_data_path=$(CORPUS_V2_LARGE_DIR) \
 	  --gin_files=gin_configs/bc_max_full.gin --gin_files=gin_configs/splits_v2.gin \
-	  $(foreach f,$(FULL_GIN_FILES),--gin_files=$(f))
+	  --gin_files=gin_configs/large_train.gin $(foreach f,$(FULL_GIN_FILES),--gin_files=$(f))
 
 # The shipped model: the policy of the full run on default corpus v2 (the iteration it chose on validation), committed
 # in SHIPPED_MODEL with its provenance (model.json). `make ship-model` packages it again from $(FULL_DIR)_v2.

@@ -23,7 +23,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.integration
 
 
-def _bc_max(data_path, root_dir):
+def _bc_max(data_path, root_dir, *bindings):
     return subprocess.run(
         [
             sys.executable,
@@ -40,6 +40,7 @@ def _bc_max(data_path, root_dir):
             "--gin_bindings=generate_bc_trajectories.collect.progress=False",
             "--gin_bindings=evaluate_policy.evaluate.progress=False",
             "--gin_bindings=bc_max.run.progress=False",
+            *(f"--gin_bindings={b}" for b in bindings),
         ],
         check=True,
         capture_output=True,
@@ -90,6 +91,29 @@ def test_one_iteration_trains_exports_evaluates_reports_and_resumes_on_a_clean_c
     assert results["best_iteration"] == 1
     assert sorted(results["iterations"][0]["parts"]) == sorted(splits.PARTS)
     assert results["iterations"][0]["test_codebases"], "per-codebase test figures"
+
+
+def test_with_two_candidates_the_iteration_keeps_the_seed_with_the_lowest_validation_ratio(default_corpus, tmp_path):
+    root = str(tmp_path / "bcmax")
+    _bc_max(default_corpus, root, "bc_max.run.candidates=2", "weighted_bc.TrainerConfig.seed=3")
+    it_dir = os.path.join(root, "iteration_1")
+    result = bc_max_lib.IterationResult.read(os.path.join(it_dir, bc_max_lib.ITERATION_FILE))
+    # Seeds 3 and 4 (TrainerConfig.seed, then one more), each a different network, each judged on validation.
+    assert sorted(result.candidates) == ["seed_3", "seed_4"]
+    digests = {
+        name: policies.parse(f"saved:{it_dir}/candidates/{name}/model/saved_policy").cache_id
+        for name in result.candidates
+    }
+    assert len(set(digests.values())) == 2
+    ratios = result.candidates
+    assert all(r is not None for r in ratios.values())
+    chosen = "seed_3" if ratios["seed_3"] <= ratios["seed_4"] else "seed_4"
+    # The iteration's policy is that candidate's network, in the usual place, and measures the same on validation.
+    assert result.policy == "saved:" + os.path.join(it_dir, "model", "saved_policy")
+    assert policies.parse(result.policy).cache_id == digests[chosen]
+    assert result.ratio(splits.VALIDATION) == ratios[chosen]
+    with open(os.path.join(root, "results.json")) as f:
+        assert json.load(f)["iterations"][0]["candidates"] == ratios
 
 
 def _result(iteration, validation_ratio):

@@ -7,7 +7,8 @@ test_unseen_files. Iteration t = 1..T:
      first iteration), keep each module's smallest trajectory;
   2. baselines (no exploration) on the validation and test modules, for their oracles;
   3. vocab: quantile buckets from the first iteration's trajectories (kept fixed afterwards unless configured);
-  4. train: weighted behaviour cloning on the best trajectories; export iteration_t/model/saved_policy;
+  4. train: weighted behaviour cloning on the best trajectories; export iteration_t/model/saved_policy (with
+     `candidates` > 1: that many trainer seeds, and the one with the lowest validation ratio is kept);
   5. evaluate the new policy against stock -Oz on every part.
 Stop early when the validation ratio has not improved for `patience` iterations; the best iteration is the one with
 the lowest validation ratio. The test parts are reported and never used for either choice.
@@ -20,6 +21,7 @@ Layout of root_dir:
   iteration_<t>/trajectories/              collection output on train (records/, profiles.jsonl, summary.json)
   iteration_<t>/eval_baselines/            baselines on the validation and test modules (for their oracles)
   iteration_<t>/model/saved_policy/        the learned policy (MLGO layout), model/collect_policy/
+  iteration_<t>/candidates/seed_<s>/       with candidates > 1: each seed's model and its eval_validation.csv
   iteration_<t>/eval_<part>.csv            per-module sizes of each part (splits.PARTS); .summary.json: totals
   iteration_<t>/iteration.json             IterationResult, written last (marks the iteration done)
   report.md, *.png, results.json           the report (see report.py)
@@ -30,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 
@@ -94,6 +97,9 @@ class IterationResult:
     # Validation split in two (keys VALIDATION_KINDS): its whole codebases, which train never saw, and its file sample
     # of the training codebases (validation_kinds). Empty in iteration files written before it existed.
     validation_kinds: Mapping[str, PartFigures] = dataclasses.field(default_factory=dict)
+    # With bc_max.run.candidates > 1: "seed_<s>" -> that candidate's validation ratio (None: nothing evaluated); the
+    # policy kept is the lowest. Empty with one candidate.
+    candidates: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
 
     def ratio(self, part: str) -> float | None:
         return self.parts[part].ratio
@@ -114,6 +120,7 @@ class IterationResult:
             wins=obj["wins"],
             seconds=obj["seconds"],
             validation_kinds={k: PartFigures(**f) for k, f in obj.get("validation_kinds", {}).items()},
+            candidates=dict(obj.get("candidates", {})),
         )
 
     @classmethod
@@ -146,6 +153,7 @@ def run(
     patience: int = 1,
     regenerate_vocab: bool = False,
     evaluate_train: bool = True,
+    candidates: int = 1,
     progress: bool = True,
 ) -> list[IterationResult]:
     """Runs (or resumes) the loop on `module_splits`; returns the finished iterations' results.
@@ -154,9 +162,17 @@ def run(
     trajectory. first_exploration_policy: explorer before any policy is learned. patience: iterations without a
     validation improvement before stopping. regenerate_vocab: recompute the buckets every iteration.
     evaluate_train: also evaluate the policy on the train part (its ratio is None otherwise).
+    candidates: policies trained per iteration on the same records, with trainer seeds TrainerConfig.seed + k *
+    ensemble_size (k = 0..candidates-1); the one with the lowest validation ratio is the iteration's policy (copied
+    to model/), the others' ratios are recorded. 1 trains one policy into model/, as before.
     """
     if not module_splits.train:
         raise ValueError("the train part of the split is empty: check splits.SplitPolicy and --max_modules")
+    if candidates < 1 or (candidates > 1 and not module_splits.validation):
+        raise ValueError(
+            f"bc_max.run.candidates = {candidates}: it must be at least 1, and more than 1 needs a validation part "
+            "to choose by (check splits.SplitPolicy and --max_modules)"
+        )
     os.makedirs(root_dir, exist_ok=True)
     atomic_file.remove_stale_temporaries(root_dir)  # e.g. a vocab directory being built when a run was killed
     cache_dir = os.path.join(root_dir, "compile_cache")
@@ -234,13 +250,15 @@ def run(
             logging.info("iteration %d: training", t, extra=console.STEP)
             if not os.path.exists(os.path.join(vocab_dir, ".complete")):
                 build_vocab(records, vocab_dir)
-            training = weighted_bc_trainer_lib.train(
-                [records],
-                vocab_dir,
-                model_dir,
-                profiles_path=os.path.join(traj_dir, collection.PROFILES_FILE),
-            )
-            policy = "saved:" + training.saved_policy_dir
+            profiles_path = os.path.join(traj_dir, collection.PROFILES_FILE)
+            if candidates == 1:
+                training = weighted_bc_trainer_lib.train([records], vocab_dir, model_dir, profiles_path=profiles_path)
+                policy = "saved:" + training.saved_policy_dir
+                candidate_ratios = {}
+            else:
+                policy, candidate_ratios = _train_candidates(
+                    module_splits, records, vocab_dir, profiles_path, it_dir, candidates, executor, cache_dir, progress
+                )
             logging.info("iteration %d: evaluating the learned policy", t, extra=console.STEP)
             evaluated = [*(module_splits.train if evaluate_train else ()), *held_out]
             evaluations = _evaluate(module_splits, evaluated, policy, executor, cache_dir, it_dir, progress)
@@ -257,6 +275,7 @@ def run(
                 test_codebases=test_codebases,
                 wins=summary["wins"],
                 seconds=round(time.monotonic() - start, 1),
+                candidates=candidate_ratios,
             )
             result = dataclasses.replace(result, validation_kinds=validation_kinds(module_splits, it_dir))
             atomic_file.write_text(done_path, result.to_json())
@@ -272,6 +291,57 @@ def run(
             logging.info("validation size has not improved for %d iteration(s): stopping", patience, extra=console.STEP)
             break
     return results
+
+
+def _train_candidates(
+    module_splits, records, vocab_dir, profiles_path, it_dir, count, executor, cache_dir, progress
+) -> tuple[str, dict[str, float | None]]:
+    """Trains `count` policies on `records` with trainer seeds TrainerConfig.seed + k * ensemble_size into
+    it_dir/candidates/seed_<s>/, evaluates each on the validation part (it_dir/candidates/seed_<s>/eval_validation.csv)
+    and copies the one with the lowest validation ratio (the first among equals; a candidate with no ratio never wins
+    over one with a ratio) to it_dir/model, written whole or not at all. Returns its policy spec and
+    {"seed_<s>": validation ratio}. Resumable: training continues from checkpoints and compiles come from the
+    cache."""
+    config = weighted_bc_trainer_lib.TrainerConfig()
+    ratios: dict[str, float | None] = {}
+    dirs: dict[str, str] = {}
+    for k in range(count):
+        seed = config.seed + k * max(config.ensemble_size, 1)
+        name = f"seed_{seed}"
+        cand_dir = os.path.join(it_dir, "candidates", name)
+        logging.info("training candidate %d of %d (trainer seed %d)", k + 1, count, seed, extra=console.STEP)
+        training = weighted_bc_trainer_lib.train(
+            [records],
+            vocab_dir,
+            os.path.join(cand_dir, "model"),
+            profiles_path=profiles_path,
+            config=dataclasses.replace(config, seed=seed),
+        )
+        evaluations, _ = evaluate_policy_lib.evaluate(
+            list(module_splits.validation),
+            policies.parse("saved:" + training.saved_policy_dir),
+            executor,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+        rows = sorted(evaluations, key=lambda e: e.module)
+        evaluate_policy_lib.write(
+            os.path.join(cand_dir, f"eval_{splits.VALIDATION}"),
+            rows,
+            evaluate_policy_lib.summarize("saved:" + training.saved_policy_dir, rows),
+        )
+        by_name = {e.module: e for e in evaluations}
+        ratios[name] = part_figures(module_splits.validation, by_name, {}).ratio
+        dirs[name] = training.saved_policy_dir
+        logging.info("candidate %s: validation %s", name, _fmt(ratios[name]), extra=console.STEP)
+    scored = [n for n in ratios if ratios[n] is not None]
+    chosen = min(scored, key=lambda n: ratios[n]) if scored else next(iter(ratios))
+    model_dir = os.path.join(it_dir, "model")
+    chosen_root = os.path.join(it_dir, "candidates", chosen, "model")
+    with atomic_file.staged_dir(model_dir) as tmp:  # replaces whatever a killed run left there
+        shutil.copytree(chosen_root, tmp, dirs_exist_ok=True)
+    logging.info("kept candidate %s (validation %s) as %s", chosen, _fmt(ratios[chosen]), model_dir, extra=console.STEP)
+    return "saved:" + os.path.join(model_dir, os.path.relpath(dirs[chosen], chosen_root)), ratios
 
 
 def _fmt(x: float | None) -> str:
