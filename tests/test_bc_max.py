@@ -14,7 +14,7 @@ import pytest
 
 from bench.testkit.injection import TINY_LOOP_BINDINGS as _TINY_LOOP_BINDINGS
 from compiler_opt import console
-from compiler_opt.rl import corpus, env, policies, saved_policy, splits
+from compiler_opt.rl import corpus, env, evaluate_policy_lib, policies, saved_policy, splits
 from compiler_opt.rl.imitation_learning import bc_max_lib, profiles
 from tests.gin_test_base import GinTestCase
 
@@ -136,6 +136,39 @@ class ShouldStopTest(GinTestCase):
         assert not bc_max_lib._should_stop(self._results(0.99, 0.98), patience=1)
         assert not bc_max_lib._should_stop(self._results(0.99, 0.995), patience=2)
         assert bc_max_lib._should_stop(self._results(0.99, 0.995, 0.999), patience=2)
+
+
+def _evaluation(module, oz, size):
+    return evaluate_policy_lib.ModuleEvaluation(
+        module=module, oz_size=oz, policy_size=size, horizon=1, status="ok" if size is not None else "failed"
+    )
+
+
+class ChooseCandidateTest(GinTestCase):
+    def test_candidates_are_compared_on_the_modules_every_one_of_them_compiled(self):
+        # "a" failed to compile the module where "b" loses; on its own modules "a" would look better (0.96 against
+        # 1.075), but on the module both compiled "b" is smaller.
+        chosen, ratios = bc_max_lib.choose_candidate(
+            {
+                "a": {"m1": _evaluation("m1", 100, 96), "m2": _evaluation("m2", 100, None)},
+                "b": {"m1": _evaluation("m1", 100, 95), "m2": _evaluation("m2", 100, 120)},
+            }
+        )
+        assert chosen == "b"
+        assert ratios == {"a": pytest.approx(0.96), "b": pytest.approx(0.95)}
+
+    def test_a_candidate_that_compiled_nothing_has_no_ratio_and_is_not_kept(self):
+        chosen, ratios = bc_max_lib.choose_candidate(
+            {
+                "a": {"m1": _evaluation("m1", 100, None)},
+                "b": {"m1": _evaluation("m1", 100, 130)},
+            }
+        )
+        assert (chosen, ratios) == ("b", {"a": None, "b": pytest.approx(1.3)})
+
+    def test_the_first_among_equal_candidates_is_kept(self):
+        same = {"m1": _evaluation("m1", 200, 190)}
+        assert bc_max_lib.choose_candidate({"x": same, "y": same, "z": same})[0] == "x"
 
 
 # --- two iterations -----------------------------------------------------------------------------------------------

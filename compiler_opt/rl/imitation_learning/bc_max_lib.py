@@ -298,12 +298,11 @@ def _train_candidates(
 ) -> tuple[str, dict[str, float | None]]:
     """Trains `count` policies on `records` with trainer seeds TrainerConfig.seed + k * ensemble_size into
     it_dir/candidates/seed_<s>/, evaluates each on the validation part (it_dir/candidates/seed_<s>/eval_validation.csv)
-    and copies the one with the lowest validation ratio (the first among equals; a candidate with no ratio never wins
-    over one with a ratio) to it_dir/model, written whole or not at all. Returns its policy spec and
+    and copies the one choose_candidate picks to it_dir/model, written whole or not at all. Returns its policy spec and
     {"seed_<s>": validation ratio}. Resumable: training continues from checkpoints and compiles come from the
     cache."""
     config = weighted_bc_trainer_lib.TrainerConfig()
-    ratios: dict[str, float | None] = {}
+    evaluations: dict[str, dict[str, evaluate_policy_lib.ModuleEvaluation]] = {}
     dirs: dict[str, str] = {}
     for k in range(count):
         seed = config.seed + k * max(config.ensemble_size, 1)
@@ -317,31 +316,40 @@ def _train_candidates(
             profiles_path=profiles_path,
             config=dataclasses.replace(config, seed=seed),
         )
-        evaluations, _ = evaluate_policy_lib.evaluate(
-            list(module_splits.validation),
-            policies.parse("saved:" + training.saved_policy_dir),
-            executor,
-            cache_dir=cache_dir,
-            progress=progress,
+        spec = "saved:" + training.saved_policy_dir
+        evaluations[name] = _evaluate(
+            module_splits, module_splits.validation, spec, executor, cache_dir, cand_dir, progress
         )
-        rows = sorted(evaluations, key=lambda e: e.module)
-        evaluate_policy_lib.write(
-            os.path.join(cand_dir, f"eval_{splits.VALIDATION}"),
-            rows,
-            evaluate_policy_lib.summarize("saved:" + training.saved_policy_dir, rows),
-        )
-        by_name = {e.module: e for e in evaluations}
-        ratios[name] = part_figures(module_splits.validation, by_name, {}).ratio
         dirs[name] = training.saved_policy_dir
-        logging.info("candidate %s: validation %s", name, _fmt(ratios[name]), extra=console.STEP)
-    scored = [n for n in ratios if ratios[n] is not None]
-    chosen = min(scored, key=lambda n: ratios[n]) if scored else next(iter(ratios))
+    chosen, ratios = choose_candidate(evaluations)
+    for name, ratio in ratios.items():
+        logging.info("candidate %s: validation %s", name, _fmt(ratio), extra=console.STEP)
     model_dir = os.path.join(it_dir, "model")
     chosen_root = os.path.join(it_dir, "candidates", chosen, "model")
     with atomic_file.staged_dir(model_dir) as tmp:  # replaces whatever a killed run left there
         shutil.copytree(chosen_root, tmp, dirs_exist_ok=True)
     logging.info("kept candidate %s (validation %s) as %s", chosen, _fmt(ratios[chosen]), model_dir, extra=console.STEP)
     return "saved:" + os.path.join(model_dir, os.path.relpath(dirs[chosen], chosen_root)), ratios
+
+
+def choose_candidate(
+    evaluations: Mapping[str, Mapping[str, evaluate_policy_lib.ModuleEvaluation]],
+) -> tuple[str, dict[str, float | None]]:
+    """The candidate to keep, from each candidate's evaluations (candidate name -> module name -> ModuleEvaluation,
+    in candidate order), and every candidate's ratio (policy bytes / -Oz bytes) over the modules that every candidate
+    with at least one successful compile compiled successfully, so that no candidate is scored on a set the others
+    were not. The lowest ratio wins, the first among equals; a candidate with no successful compile has ratio None
+    and never wins over one with a ratio. Raises ValueError for no candidates."""
+    if not evaluations:
+        raise ValueError("choose_candidate: no candidates")
+    scored = [n for n, by_module in evaluations.items() if any(e.ok for e in by_module.values())]
+    common = set.intersection(*({m for m, e in evaluations[n].items() if e.ok} for n in scored)) if scored else set()
+    ratios: dict[str, float | None] = {}
+    for name, by_module in evaluations.items():
+        oz = sum(by_module[m].oz_size for m in common) if name in scored else 0
+        ratios[name] = sum(by_module[m].policy_size for m in common) / oz if oz else None
+    ranked = [n for n in ratios if ratios[n] is not None]
+    return (min(ranked, key=lambda n: ratios[n]) if ranked else next(iter(ratios))), ratios
 
 
 def _fmt(x: float | None) -> str:
