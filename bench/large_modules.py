@@ -19,11 +19,15 @@ cached under --root_dir (resumable). The default codebases are the unseen test c
 that have slow TUs (libuv has none): no policy trained on them, and nothing is chosen by this figure. Only the slow
 TUs are compiled (a selection by module name). With --part, only the slow TUs that the split of --gin_files (a
 function of the module name, as for corpus v2's own modules, whose names come from --data_path) puts in that part are
-played. --policy may be given several times, each `LABEL=SPEC` or a SPEC (label "policy").
+played. --policy may be given several times, each `LABEL=SPEC` or a SPEC (label "policy"). With
+--with_corpus_modules, the corpus v2 modules of --data_path of the same codebases (with --part, of that part) are
+played too, so that `whole_codebases` covers every TU of each codebase that compiles within --max_compile_seconds:
+the figure of a whole build of those codebases, not only of the TUs corpus v2 keeps or only of those it leaves out.
 
 Prints JSON: the modules (count and stock -Oz text bytes per codebase), and per codebase and over all of them each
 player's total text size over stock -Oz's (a failed compile counts at its -Oz size) with its modules smaller/larger
-than -Oz, the per-module best of the baselines and -Oz (`oracle_of_baselines`), and the compiles that failed.
+than -Oz, the per-module best of the baselines and -Oz (`oracle_of_baselines`), and the compiles that failed; with
+--with_corpus_modules, the same figures over the corpus modules and the large ones together (`whole_codebases`).
 """
 
 import json
@@ -52,6 +56,11 @@ _BASELINES = flags.DEFINE_multi_string(
 )
 _MAX_COMPILE_SECONDS = flags.DEFINE_float("max_compile_seconds", 120.0, "CPU seconds over which a TU is left out.")
 _ROOT_DIR = flags.DEFINE_string("root_dir", None, "Compile cache (default: a new temporary directory).")
+_WITH_CORPUS_MODULES = flags.DEFINE_bool(
+    "with_corpus_modules",
+    False,
+    "Also play the --data_path modules of --codebases (of --part) and report both together.",
+)
 _EXECUTOR, _NUM_WORKERS, _RAY_ADDRESS = executors.define_flags()
 
 
@@ -89,6 +98,8 @@ def main(argv):
         wanted = corpus_v2_lib.slow_module_names(_CODEBASES.value)
     except corpus_v2_lib.v1.DefaultCorpusError as e:
         raise app.UsageError(f"--codebases: {e}") from None
+    if _WITH_CORPUS_MODULES.value and not _DATA_PATH.value:
+        raise app.UsageError("--with_corpus_modules needs --data_path (corpus v2)")
     if _PART.value:
         if not _DATA_PATH.value:
             raise app.UsageError("--part needs --data_path (corpus v2) and the split's --gin_files")
@@ -101,6 +112,10 @@ def main(argv):
         max_compile_seconds=_MAX_COMPILE_SECONDS.value,
     )
     modules = [m for m in corpus.Corpus.load(corpus_dir).modules if m.name in wanted]
+    corpus_modules = _corpus_modules(parts if _PART.value else None) if _WITH_CORPUS_MODULES.value else []
+    both = {m.name for m in modules} & {m.name for m in corpus_modules}
+    if both:
+        raise app.UsageError(f"--data_path holds modules that are also large modules ({sorted(both)[:3]}...)")
     root_dir = os.path.abspath(_ROOT_DIR.value or tempfile.mkdtemp(prefix="bcmax_large_modules_"))
     cache_dir = os.path.join(root_dir, "compile_cache")
     learned = parse_players(_POLICY.value)
@@ -108,7 +123,9 @@ def main(argv):
     evaluations = {}
     with executors.make(_EXECUTOR.value, _NUM_WORKERS.value, _RAY_ADDRESS.value) as executor:
         for key, policy in players.items():
-            results, _ = evaluate_policy_lib.evaluate(modules, policy, executor, cache_dir=cache_dir)
+            results, _ = evaluate_policy_lib.evaluate(
+                [*modules, *corpus_modules], policy, executor, cache_dir=cache_dir
+            )
             evaluations[key] = {e.module: e for e in results}
     # Stock -Oz sizes: every evaluation compiles stock clang-22 on the module (cached once).
     oz = {}
@@ -116,9 +133,8 @@ def main(argv):
         for name, e in per_module.items():
             if e.oz_size is not None:
                 oz[name] = e.oz_size
-    groups = {"all": sorted(oz)}
-    for name in sorted(oz):
-        groups.setdefault(splits.codebase_of(name), []).append(name)
+    large = {m.name for m in modules}
+    groups = _by_codebase(n for n in oz if n in large)
     out = {
         "benchmark": "large_modules",
         "corpus_dir": corpus_dir,
@@ -127,25 +143,51 @@ def main(argv):
         "policies": {label: p.name for label, p in learned.items()},
         "slow_tus_left_out_of_corpus_v2": len(wanted),
         "built": len(modules),
-        "groups": {},
+        "groups": {group: _entry(names, oz, evaluations, players) for group, names in groups.items()},
     }
-    for group, names in groups.items():
-        group_oz = {n: oz[n] for n in names}
-        entry = {
-            "modules": len(names),
-            "oz_text_bytes": sum(group_oz.values()),
-            "largest_module_bytes": max(group_oz.values()),
-            "players": {key: _totals(evaluations[key], group_oz) for key in players},
+    if _WITH_CORPUS_MODULES.value:
+        out["corpus_modules"] = len(corpus_modules)
+        out["whole_codebases"] = {
+            group: _entry(names, oz, evaluations, players) for group, names in _by_codebase(oz).items()
         }
-        best = 0
-        for n, size in group_oz.items():
-            sizes = [size] + [
-                evaluations[b][n].policy_size for b in _BASELINES.value if n in evaluations[b] and evaluations[b][n].ok
-            ]
-            best += min(sizes)
-        entry["oracle_of_baselines"] = best / sum(group_oz.values()) if group_oz else None
-        out["groups"][group] = entry
     print(json.dumps(out, indent=2))
+
+
+def _corpus_modules(parts: dict[str, str] | None) -> list:
+    """The --data_path modules of --codebases (with `parts`, those in --part)."""
+    return [
+        m
+        for m in corpus.Corpus.load(_DATA_PATH.value).modules
+        if splits.codebase_of(m.name) in _CODEBASES.value and (parts is None or parts[m.name] == _PART.value)
+    ]
+
+
+def _by_codebase(names) -> dict[str, list[str]]:
+    """{"all": every name, codebase: its names}, names sorted."""
+    names = sorted(names)
+    groups = {"all": names}
+    for name in names:
+        groups.setdefault(splits.codebase_of(name), []).append(name)
+    return groups
+
+
+def _entry(names, oz, evaluations, players) -> dict:
+    """One group's figures: modules, -Oz bytes, each player's totals and the per-module best of the baselines."""
+    group_oz = {n: oz[n] for n in names}
+    entry = {
+        "modules": len(names),
+        "oz_text_bytes": sum(group_oz.values()),
+        "largest_module_bytes": max(group_oz.values()),
+        "players": {key: _totals(evaluations[key], group_oz) for key in players},
+    }
+    best = 0
+    for n, size in group_oz.items():
+        sizes = [size] + [
+            evaluations[b][n].policy_size for b in _BASELINES.value if n in evaluations[b] and evaluations[b][n].ok
+        ]
+        best += min(sizes)
+    entry["oracle_of_baselines"] = best / sum(group_oz.values()) if group_oz else None
+    return entry
 
 
 if __name__ == "__main__":
