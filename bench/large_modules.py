@@ -21,8 +21,9 @@ TUs are compiled (a selection by module name). With --part, only the slow TUs th
 function of the module name, as for corpus v2's own modules, whose names come from --data_path) puts in that part are
 played. --policy may be given several times, each `LABEL=SPEC` or a SPEC (label "policy"). With
 --with_corpus_modules, the corpus v2 modules of --data_path of the same codebases (with --part, of that part) are
-played too, so that `whole_codebases` covers every TU of each codebase that compiles within --max_compile_seconds:
-the figure of a whole build of those codebases, not only of the TUs corpus v2 keeps or only of those it leaves out.
+played too, so that `whole_codebases` covers every TU that those codebases' recipes build (within
+--max_compile_seconds): the figure of a whole build of them, not only of the TUs corpus v2 keeps or only of those it
+leaves out.
 
 Prints JSON: the modules (count and stock -Oz text bytes per codebase), and per codebase and over all of them each
 player's total text size over stock -Oz's (a failed compile counts at its -Oz size) with its modules smaller/larger
@@ -177,7 +178,7 @@ def _entry(names, oz, evaluations, players) -> dict:
     entry = {
         "modules": len(names),
         "oz_text_bytes": sum(group_oz.values()),
-        "largest_module_bytes": max(group_oz.values()),
+        "largest_module_bytes": max(group_oz.values(), default=None),
         "players": {key: _totals(evaluations[key], group_oz) for key in players},
     }
     best = 0
